@@ -1,0 +1,89 @@
+"""The task and run records as the domain sees them (times are epoch milliseconds, UTC)."""
+
+from typing import Any
+
+import msgspec
+
+from app.core.status import (
+    BackoffStrategy,
+    MisfirePolicy,
+    RunStatus,
+    TaskStatus,
+)
+
+
+class Task(msgspec.Struct, kw_only=True):
+    id: str
+    title: str
+    description: str
+    schedule_kind: str
+    schedule_expr: str | None = None
+    timezone: str = "UTC"
+    payload: dict[str, Any]
+    created_by: str
+    priority: int = 5
+    max_retries: int = 3
+    backoff_strategy: str = BackoffStrategy.EXPONENTIAL_JITTER.value
+    dedupe_key: str | None = None
+    dedupe_window_seconds: int | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int = 1
+    retry_delay_seconds: float = 10.0
+    retry_max_delay_seconds: float = 3600.0
+    misfire_policy: str = MisfirePolicy.RUN_ONCE.value
+    status: str = TaskStatus.ACTIVE.value
+    next_run_at: int | None = None
+    last_run_at: int | None = None
+    snoozed_until: int | None = None
+    snooze_reason: str | None = None
+    created_at: int
+    updated_at: int
+    run_count: int = 0
+    #: bumped by every change that owns the task's place in ``due`` (schedule change, snooze,
+    #: pause, resume, cancel); a scheduler commit made against an older version is dropped
+    sched_version: int = 0
+
+
+#: Task fields an agent may set (POST) or change (PUT).
+TASK_INPUT_FIELDS = (
+    "title",
+    "description",
+    "schedule_kind",
+    "schedule_expr",
+    "timezone",
+    "payload",
+    "created_by",
+    "priority",
+    "max_retries",
+    "backoff_strategy",
+    "dedupe_key",
+    "dedupe_window_seconds",
+    "concurrency_key",
+    "concurrency_limit",
+    "retry_delay_seconds",
+    "retry_max_delay_seconds",
+    "misfire_policy",
+)
+
+#: Changing any of these recomputes ``next_run_at``.
+SCHEDULE_FIELDS = frozenset({"schedule_kind", "schedule_expr", "timezone"})
+
+
+class Run(msgspec.Struct, kw_only=True):
+    id: str
+    task_id: str
+    agent_id: str
+    status: str = RunStatus.QUEUED.value
+    trigger: str
+    scheduled_for: int | None = None
+    enqueued_at: int | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    attempt: int = 1
+    max_attempts: int = 1
+    next_attempt_at: int | None = None
+    error: str | None = None
+    steps: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    event: dict[str, Any] | None = None
+    priority: int = 5
+    created_at: int

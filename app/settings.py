@@ -1,0 +1,165 @@
+"""All settings, read from environment variables in this one module.
+
+A bad value raises :class:`ConfigError` with a one-line message naming the variable; the
+command line prints it and exits, so a process never starts half-configured.
+"""
+
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from urllib.parse import urlparse
+
+from app.core.errors import ConfigError
+
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://localhost:6379/0"
+    port: int = 8080
+    key_prefix: str = "chime"
+    #: token -> agent id, from ``CHIME_AGENT_TOKENS`` (``agent_uuid:token,...``)
+    agent_tokens: Mapping[str, str] = field(default_factory=dict)
+    admin_token: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    #: host patterns ``http.request`` may reach; None: every host but link-local/metadata ones
+    http_allow: tuple[str, ...] | None = None
+    run_history: int = 100
+    #: a concurrency slot whose holder stops renewing frees after this long
+    semaphore_lease_seconds: float = 60.0
+    #: how many due tasks one claim takes
+    claim_batch: int = 500
+    #: a claim not committed within this long is taken over by another scheduler
+    claim_lease_seconds: float = 30.0
+    #: a run committed but not seen on RQ after this long is enqueued again
+    enqueue_grace_seconds: float = 30.0
+    #: an occurrence later than this counts as missed (misfire policy applies)
+    misfire_grace_seconds: float = 60.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            redis_url=_redis_url(e.get("REDIS_URL", d.redis_url)),
+            port=_int(e, "PORT", d.port, 1, 65535),
+            key_prefix=_prefix(e.get("CHIME_KEY_PREFIX", d.key_prefix)),
+            agent_tokens=_agent_tokens(e.get("CHIME_AGENT_TOKENS", "")),
+            admin_token=e.get("CHIME_ADMIN_TOKEN") or None,
+            max_body_bytes=_int(e, "CHIME_MAX_BODY_BYTES", d.max_body_bytes, 1, 1 << 30),
+            http_allow=_patterns(e.get("CHIME_HTTP_ALLOW")),
+            run_history=_int(e, "CHIME_RUN_HISTORY", d.run_history, 1, 100_000),
+            semaphore_lease_seconds=_float(
+                e, "CHIME_SEMAPHORE_LEASE_SECONDS", d.semaphore_lease_seconds, 0.1, 86400
+            ),
+            claim_batch=_int(e, "CHIME_CLAIM_BATCH", d.claim_batch, 1, 10_000),
+            claim_lease_seconds=_float(
+                e, "CHIME_CLAIM_LEASE_SECONDS", d.claim_lease_seconds, 0.1, 3600
+            ),
+            enqueue_grace_seconds=_float(
+                e, "CHIME_ENQUEUE_GRACE_SECONDS", d.enqueue_grace_seconds, 0.1, 3600
+            ),
+            misfire_grace_seconds=_float(
+                e, "CHIME_MISFIRE_GRACE_SECONDS", d.misfire_grace_seconds, 0, 86400
+            ),
+            log_level=_choice(
+                e, "CHIME_LOG_LEVEL", d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
+        )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings.from_env()
+
+
+def _redis_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("redis", "rediss", "unix") or not (parsed.hostname or parsed.path):
+        raise ConfigError(
+            "REDIS_URL must look like redis://host:port/db (or rediss://, unix://), got "
+            + repr(_mask_url(value))
+        )
+    try:
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"REDIS_URL has a bad port: {_mask_url(value)!r}") from None
+    return value
+
+
+def _mask_url(value: str) -> str:
+    """The URL without its password, fit for an error message."""
+    parsed = urlparse(value)
+    if parsed.password:
+        return value.replace(parsed.password, "***")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name) or default
+    if raw.upper() not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw.upper()
+
+
+def _prefix(value: str) -> str:
+    if not _PREFIX_RE.match(value):
+        raise ConfigError(f"CHIME_KEY_PREFIX must be 1-64 letters, digits or _.-, got {value!r}")
+    return value
+
+
+def _agent_tokens(raw: str) -> dict[str, str]:
+    """Parse ``agent_uuid:token,agent_uuid:token``; never echo a token in an error."""
+    tokens: dict[str, str] = {}
+    for n, pair in enumerate(p.strip() for p in raw.split(",")):
+        if not pair:
+            continue
+        agent, sep, token = pair.partition(":")
+        if not sep or not token.strip():
+            raise ConfigError(f"CHIME_AGENT_TOKENS entry {n + 1} must be agent_uuid:token")
+        try:
+            agent_id = str(uuid.UUID(agent.strip()))
+        except ValueError:
+            raise ConfigError(
+                f"CHIME_AGENT_TOKENS entry {n + 1}: {agent.strip()[:40]!r} is not a UUID"
+            ) from None
+        tokens[token.strip()] = agent_id
+    return tokens
+
+
+def _patterns(raw: str | None) -> tuple[str, ...] | None:
+    if raw is None or not raw.strip():
+        return None
+    return tuple(p.strip().lower() for p in raw.split(",") if p.strip())

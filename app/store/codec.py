@@ -1,0 +1,48 @@
+"""Tasks and runs to and from Redis hashes.
+
+Every field is one hash field holding a string; ``None`` is an absent field; ``payload``,
+``steps`` and ``event`` are JSON. Lua scripts read and write the same fields by name.
+"""
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+from app.core.task import Run, Task
+
+_JSON_FIELDS = frozenset({"payload", "steps", "event"})
+_json = msgspec.json.Encoder()
+_S = TypeVar("_S", Task, Run)
+
+
+def to_hash(record: Task | Run) -> dict[str, str]:
+    """The hash fields of a record; ``None`` fields are left out."""
+    out: dict[str, str] = {}
+    for name in record.__struct_fields__:
+        value = getattr(record, name)
+        if value is None:
+            continue
+        out[name] = encode_value(name, value)
+    return out
+
+
+def encode_value(name: str, value: Any) -> str:
+    if name in _JSON_FIELDS:
+        return _json.encode(value).decode()
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return repr(value)
+    return str(value)
+
+
+def from_hash(cls: type[_S], fields: Mapping[str, str]) -> _S:
+    """Rebuild a record from its hash (``decode_responses=True`` client)."""
+    data: dict[str, Any] = {}
+    for name, raw in fields.items():
+        if name in _JSON_FIELDS:
+            data[name] = msgspec.json.decode(raw)
+        else:
+            data[name] = raw
+    return msgspec.convert(data, cls, strict=False)

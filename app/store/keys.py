@@ -1,0 +1,101 @@
+"""Every Redis key Chime uses, built here and nowhere else.
+
+All keys share the hash tag ``{<prefix>}`` (default ``{chime}``): every Lua script receives the
+keys it touches in KEYS, and on a Redis Cluster all of them land in one slot.
+
+Key layout (``P`` = ``{chime}``):
+
+====================================  ======  ==================================================
+key                                   type    what
+====================================  ======  ==================================================
+P:task:<task_id>                      hash    one task (fields: see ``app/store/codec.py``)
+P:idx:<agent|*>:<status|*>:<kind|*>   zset    task ids by created_at (ms); 8 per task, so any
+                                              combination of the three list filters is one
+                                              ZREVRANGE + ZCARD
+P:due                                 zset    active scheduled task ids by next_run_at (ms)
+P:claims                              zset    task ids claimed by a scheduler, by lease expiry
+P:wake                                pubsub  a scheduler wake-up: payload = the new due ms
+P:run:<run_id>                        hash    one run
+P:task:<task_id>:runs                 zset    run ids of a task by created_at (ms), capped
+P:delayed                             zset    pending run ids by release time (retry, snooze)
+P:delayed:claims                      zset    delayed run ids being released, by lease expiry
+P:outbox                              zset    queued run ids not yet confirmed on RQ, scored by
+                                              the time after which they are enqueued again
+P:dedupe:<agent>:<dedupe_key>         string  the run id holding the dedupe window (SET NX PX)
+P:sem:<agent>:<concurrency_key>       zset    run ids holding a slot, by lease expiry
+P:semq:<agent>:<concurrency_key>      list    run ids waiting for a slot, FIFO (RPUSH/LPOP)
+P:agent:<agent_id>                    hash    a minted agent: name, token_sha256, created_at
+P:agents                              zset    minted agent ids by created_at
+P:token:<sha256 of token>             string  agent id of a minted token
+P:idem:<agent>:<idempotency_key>      string  task id created under that key (24 h)
+P:stats                               hash    counters for /metrics
+====================================  ======  ==================================================
+
+RQ keeps its own keys (``rq:...``); its queues are ``chime-p1`` .. ``chime-p9``.
+"""
+
+from itertools import product
+
+ANY = "*"
+
+
+def queue_name(priority: int) -> str:
+    """The RQ queue of a priority (1 runs first)."""
+    return f"chime-p{priority}"
+
+
+#: RQ queues in the order workers listen to them.
+QUEUE_NAMES = tuple(queue_name(p) for p in range(1, 10))
+
+
+class Keys:
+    """Key builder for one prefix."""
+
+    def __init__(self, prefix: str = "chime") -> None:
+        self.prefix = prefix
+        self.p = "{" + prefix + "}"
+        self.due = f"{self.p}:due"
+        self.claims = f"{self.p}:claims"
+        self.wake = f"{self.p}:wake"
+        self.delayed = f"{self.p}:delayed"
+        self.delayed_claims = f"{self.p}:delayed:claims"
+        self.outbox = f"{self.p}:outbox"
+        self.agents = f"{self.p}:agents"
+        self.stats = f"{self.p}:stats"
+
+    def task(self, task_id: str) -> str:
+        return f"{self.p}:task:{task_id}"
+
+    def task_runs(self, task_id: str) -> str:
+        return f"{self.p}:task:{task_id}:runs"
+
+    def index(self, agent: str | None, status: str | None, kind: str | None) -> str:
+        """The listing index for a filter combination (None = any)."""
+        return f"{self.p}:idx:{agent or ANY}:{status or ANY}:{kind or ANY}"
+
+    def indexes(self, agent: str, status: str, kind: str) -> list[str]:
+        """The 8 indexes a task with these attributes belongs to."""
+        return [
+            self.index(a, s, k) for a, s, k in product((agent, None), (status, None), (kind, None))
+        ]
+
+    def run(self, run_id: str) -> str:
+        return f"{self.p}:run:{run_id}"
+
+    def dedupe(self, agent: str, dedupe_key: str) -> str:
+        return f"{self.p}:dedupe:{agent}:{dedupe_key}"
+
+    def semaphore(self, agent: str, concurrency_key: str) -> str:
+        return f"{self.p}:sem:{agent}:{concurrency_key}"
+
+    def semaphore_queue(self, agent: str, concurrency_key: str) -> str:
+        return f"{self.p}:semq:{agent}:{concurrency_key}"
+
+    def agent(self, agent_id: str) -> str:
+        return f"{self.p}:agent:{agent_id}"
+
+    def token(self, token_sha256: str) -> str:
+        return f"{self.p}:token:{token_sha256}"
+
+    def idempotency(self, agent: str, key: str) -> str:
+        return f"{self.p}:idem:{agent}:{key}"
