@@ -53,9 +53,9 @@ def _uses_redis(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture
-def r(redis_url: str) -> Iterator["redis.Redis[str]"]:
+def r(redis_url: str) -> Iterator[redis.Redis]:
     """A client that decodes replies to ``str``, as Chime's store uses."""
-    client: redis.Redis[str] = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         yield client
     finally:

@@ -1,0 +1,73 @@
+"""Put queued runs on RQ, and take them off the outbox in the same transaction.
+
+A run becomes ``queued`` inside a Lua script that also adds it to the outbox; this module then
+writes the RQ job (job id = run id, queue ``chime-p{priority}``) and removes the outbox entry in
+one MULTI/EXEC. A process that dies in between leaves the run in the outbox, and the scheduler's
+sweep enqueues it again; a job that did reach RQ twice is harmless because the worker only
+starts a run that is still ``queued``.
+"""
+
+from collections.abc import Iterable, Sequence
+
+import redis
+from rq import Queue
+
+from app.store.keys import Keys, queue_name
+
+#: The RQ job function, by name, so the web process never imports the worker code.
+JOB_FUNC = "workers.job.execute_run"
+#: RQ's own timeout for one job; each step has its own, shorter timeout.
+JOB_TIMEOUT_SECONDS = 24 * 3600
+#: RQ keeps finished job records this long, for the dashboard.
+RESULT_TTL_SECONDS = 24 * 3600
+
+
+def rq_connection(redis_url: str) -> redis.Redis:
+    """A client fit for RQ (RQ needs bytes replies)."""
+    return redis.Redis.from_url(redis_url)
+
+
+def enqueue_runs(
+    rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]
+) -> list[str]:
+    """Enqueue ``(run_id, priority)`` pairs; returns the run ids enqueued."""
+    by_queue: dict[int, list[str]] = {}
+    for run_id, priority in runs:
+        by_queue.setdefault(int(priority), []).append(run_id)
+    if not by_queue:
+        return []
+    pipe = rq.pipeline(transaction=True)
+    done: list[str] = []
+    for priority, run_ids in sorted(by_queue.items()):
+        queue = Queue(queue_name(priority), connection=rq)
+        queue.enqueue_many(
+            [
+                Queue.prepare_data(
+                    JOB_FUNC,
+                    args=(run_id,),
+                    job_id=run_id,
+                    timeout=JOB_TIMEOUT_SECONDS,
+                    result_ttl=RESULT_TTL_SECONDS,
+                    failure_ttl=RESULT_TTL_SECONDS,
+                    description=f"chime run {run_id}",
+                )
+                for run_id in run_ids
+            ],
+            pipeline=pipe,
+        )
+        done += run_ids
+    pipe.zrem(keys.outbox, *done)
+    pipe.execute()
+    return done
+
+
+def dequeue_runs(rq: redis.Redis, run_ids: Sequence[str]) -> None:
+    """Take runs that will not start (their task was canceled) off their RQ queues."""
+    if not run_ids:
+        return
+    pipe = rq.pipeline(transaction=False)
+    for priority in range(1, 10):
+        key = Queue(queue_name(priority), connection=rq).key
+        for run_id in run_ids:
+            pipe.lrem(key, 0, run_id)
+    pipe.execute()

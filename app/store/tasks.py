@@ -1,0 +1,364 @@
+"""The task store: every change to a task is one Lua script over its hash, its listing indexes
+and its place in ``due``.
+
+The store decides a change from a snapshot of the task (its status and ``sched_version``) and the
+script applies it only if the snapshot still holds; a stale snapshot is read again and retried,
+so concurrent requests and a racing scheduler never interleave half-changes.
+"""
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from app import clock
+from app.core.errors import Conflict, NotFound
+from app.core.schedules import parse_schedule
+from app.core.status import TASK_FINAL, TaskStatus
+from app.core.task import SCHEDULE_FIELDS, Run, Task
+from app.settings import Settings
+from app.store import scripts
+from app.store.codec import encode_value, from_hash, to_hash
+from app.store.keys import Keys
+
+IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+_RETRIES = 20
+
+
+def first_run_at(task: Task, now_ms: int) -> int | None:
+    """``next_run_at`` for a task that starts (or restarts) its schedule at ``now_ms``.
+
+    A snooze still in the future holds: the task does not run before ``snoozed_until``.
+    """
+    schedule = parse_schedule(
+        task.schedule_kind, task.schedule_expr, task.timezone, clock.from_ms(task.created_at)
+    )
+    first = schedule.first(clock.from_ms(now_ms))
+    if first is None:
+        return None
+    first_ms = clock.to_ms(first)
+    if task.snoozed_until is not None and first_ms < task.snoozed_until:
+        return task.snoozed_until
+    return first_ms
+
+
+class TaskStore:
+    """Tasks in Redis for one key prefix; ``agent=None`` on a call means the admin."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings) -> None:
+        self.r = client
+        self.keys = keys
+        self.settings = settings
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, task_id: str, agent: str | None = None) -> Task:
+        """The task, or :class:`NotFound` when it does not exist or is another agent's."""
+        fields = self.r.hgetall(self.keys.task(task_id)) if _plausible_id(task_id) else {}
+        if not fields or (agent is not None and fields.get("created_by") != agent):
+            raise NotFound("task", task_id)
+        return from_hash(Task, fields)
+
+    def list(
+        self,
+        *,
+        agent: str | None,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Task], int]:
+        """A page of tasks, newest first, read from one index: cost O(log N + limit)."""
+        index = self.keys.index(agent, status, kind)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zcard(index)
+        pipe.zrevrange(index, offset, offset + limit - 1)
+        total, ids = pipe.execute()
+        return self._load(ids), int(total)
+
+    def _load(self, ids: list[str]) -> list[Task]:
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hgetall(self.keys.task(task_id))
+        return [from_hash(Task, f) for f in pipe.execute() if f]
+
+    # -- creating --------------------------------------------------------------------------
+
+    def create(self, task: Task, idempotency_key: str | None = None) -> tuple[Task, bool]:
+        """Store a new task (``next_run_at`` filled in here); with an idempotency key, a repeat
+        by the same agent within 24 h returns the first task and ``False``."""
+        now = task.created_at
+        task.next_run_at = first_run_at(task, now)
+        if task.next_run_at is None and task.schedule_kind != "event":
+            task.status = TaskStatus.COMPLETED.value
+        idem_key = (
+            self.keys.idempotency(task.created_by, idempotency_key)
+            if idempotency_key
+            else self.keys.task(task.id)
+        )
+        fields = to_hash(task)
+        argv: list[Any] = [
+            task.id,
+            task.created_at,
+            "" if task.next_run_at is None else task.next_run_at,
+            IDEMPOTENCY_TTL_MS if idempotency_key else "",
+            self.keys.wake,
+        ]
+        for name, value in fields.items():
+            argv += [name, value]
+        result = scripts.check(
+            scripts.script(self.r, "create_task")(
+                keys=[
+                    self.keys.task(task.id),
+                    self.keys.due,
+                    idem_key,
+                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
+                ],
+                args=argv,
+            )
+        )
+        if result[0] == "existing":
+            return self.get(result[1]), False
+        return task, True
+
+    # -- changing --------------------------------------------------------------------------
+
+    def update(self, task_id: str, changes: Mapping[str, Any], agent: str | None) -> Task:
+        """Apply validated field changes; a changed schedule recomputes ``next_run_at``.
+
+        A completed task whose schedule changes becomes active again when the new schedule has
+        a next run. A canceled task is a :class:`Conflict`.
+        """
+        for _ in range(_RETRIES):
+            task = self.get(task_id, agent)
+            if task.status == TaskStatus.CANCELED:
+                raise Conflict("update", task.status)
+            now = clock.now_ms()
+            new = Task(**{**_as_dict(task), **changes})
+            due: str | int = "keep"
+            status = task.status
+            if any(f in changes and changes[f] != getattr(task, f) for f in SCHEDULE_FIELDS):
+                nxt = first_run_at(new, now)
+                if task.status == TaskStatus.PAUSED:
+                    due = "clear"
+                elif nxt is None:
+                    due = "clear"
+                    status = (
+                        TaskStatus.ACTIVE.value
+                        if new.schedule_kind == "event"
+                        else TaskStatus.COMPLETED.value
+                    )
+                else:
+                    due, status = nxt, TaskStatus.ACTIVE.value
+            sets: list[str] = []
+            deletes: list[str] = []
+            for name, value in changes.items():
+                if value is None:
+                    deletes.append(name)
+                else:
+                    sets += [name, encode_value(name, value)]
+            result = scripts.script(self.r, "update_task")(
+                keys=[
+                    self.keys.task(task_id),
+                    self.keys.due,
+                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
+                    *self.keys.indexes(task.created_by, status, new.schedule_kind),
+                ],
+                args=[
+                    now,
+                    task.status,
+                    task.sched_version,
+                    due,
+                    self.keys.wake,
+                    status,
+                    ",".join(deletes),
+                    *sets,
+                ],
+            )
+            if self._retry(result, task_id, "update"):
+                continue
+            return self.get(task_id)
+        raise _busy(task_id)
+
+    def pause(self, task_id: str, agent: str | None) -> Task:
+        """Pause: no scheduled or event runs. Idempotent; canceled or completed is a 409."""
+        for _ in range(_RETRIES):
+            task = self.get(task_id, agent)
+            if task.status == TaskStatus.PAUSED:
+                return task
+            if task.status in TASK_FINAL:
+                raise Conflict("pause", task.status)
+            result = scripts.script(self.r, "pause_task")(
+                keys=[
+                    self.keys.task(task_id),
+                    self.keys.due,
+                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
+                    *self.keys.indexes(task.created_by, "paused", task.schedule_kind),
+                ],
+                args=[clock.now_ms(), task.status, task.sched_version],
+            )
+            if self._retry(result, task_id, "pause"):
+                continue
+            return self.get(task_id)
+        raise _busy(task_id)
+
+    def resume(self, task_id: str, agent: str | None) -> Task:
+        """Resume from now: occurrences missed while paused are not caught up.
+
+        Idempotent on an active task; canceled (or completed) is a 409.
+        """
+        for _ in range(_RETRIES):
+            task = self.get(task_id, agent)
+            if task.status == TaskStatus.ACTIVE:
+                return task
+            if task.status in TASK_FINAL:
+                raise Conflict("resume", task.status)
+            now = clock.now_ms()
+            nxt = first_run_at(task, now)
+            status = (
+                TaskStatus.ACTIVE.value
+                if nxt is not None or task.schedule_kind == "event"
+                else TaskStatus.COMPLETED.value
+            )
+            result = scripts.script(self.r, "resume_task")(
+                keys=[
+                    self.keys.task(task_id),
+                    self.keys.due,
+                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
+                    *self.keys.indexes(task.created_by, status, task.schedule_kind),
+                ],
+                args=[
+                    now,
+                    task.status,
+                    task.sched_version,
+                    "" if nxt is None else nxt,
+                    status,
+                    self.keys.wake,
+                ],
+            )
+            if self._retry(result, task_id, "resume"):
+                continue
+            return self.get(task_id)
+        raise _busy(task_id)
+
+    def snooze(
+        self, task_id: str, delay_seconds: int, reason: str | None, agent: str | None
+    ) -> Task:
+        """Move the next occurrence to ``next_run_at + delay``; canceled or completed is a 409."""
+        for _ in range(_RETRIES):
+            task = self.get(task_id, agent)
+            if task.status in TASK_FINAL:
+                raise Conflict("snooze", task.status)
+            result = scripts.script(self.r, "snooze_task")(
+                keys=[self.keys.task(task_id), self.keys.due],
+                args=[
+                    clock.now_ms(),
+                    task.status,
+                    task.sched_version,
+                    delay_seconds * 1000,
+                    reason or "",
+                    self.keys.wake,
+                ],
+            )
+            if self._retry(result, task_id, "snooze"):
+                continue
+            return self.get(task_id)
+        raise _busy(task_id)
+
+    def cancel(self, task_id: str, agent: str | None) -> tuple[Task, list[str]]:
+        """Cancel for good; returns the task and the ids of runs that were queued on RQ (the
+        caller takes them off their queues). Repeating it changes nothing."""
+        for _ in range(_RETRIES):
+            task = self.get(task_id, agent)
+            if task.status == TaskStatus.CANCELED:
+                return task, []
+            runs_key = self.keys.task_runs(task_id)
+            fifo = (
+                self.keys.semaphore_queue(task.created_by, task.concurrency_key)
+                if task.concurrency_key
+                else runs_key
+            )
+            result = scripts.script(self.r, "cancel_task")(
+                keys=[
+                    self.keys.task(task_id),
+                    self.keys.due,
+                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
+                    *self.keys.indexes(task.created_by, "canceled", task.schedule_kind),
+                    runs_key,
+                    self.keys.delayed,
+                    self.keys.outbox,
+                    fifo,
+                ],
+                args=[clock.now_ms(), task.status, task.sched_version, self.keys.run("")],
+            )
+            if self._retry(result, task_id, "cancel"):
+                continue
+            return self.get(task_id), list(result[1:])
+        raise _busy(task_id)
+
+    def run_now(self, task_id: str, agent: str | None) -> Run:
+        """Create a run outside the schedule (status ``queued``, or ``deduped``); the caller
+        enqueues it on RQ. Canceled or completed is a 409."""
+        for _ in range(_RETRIES):
+            task = self.get(task_id, agent)
+            if task.status in TASK_FINAL:
+                raise Conflict("run", task.status)
+            run_id = str(uuid.uuid4())
+            result = scripts.script(self.r, "run_now")(
+                keys=[
+                    self.keys.task(task_id),
+                    self.keys.task_runs(task_id),
+                    self.keys.run(run_id),
+                    self.keys.outbox,
+                    self.keys.delayed,
+                    self.keys.dedupe(task.created_by, task.dedupe_key)
+                    if task.dedupe_key
+                    else self.keys.run(run_id),
+                ],
+                args=[
+                    clock.now_ms(),
+                    run_id,
+                    task.dedupe_key or "",
+                    self.keys.run(""),
+                    self.settings.run_history,
+                    int(self.settings.enqueue_grace_seconds * 1000),
+                ],
+            )
+            if self._retry(result, task_id, "run"):
+                continue
+            return from_hash(Run, self.r.hgetall(self.keys.run(run_id)))
+        raise _busy(task_id)
+
+    def _retry(self, result: Any, task_id: str, action: str) -> bool:
+        """True when the script found the snapshot stale; raise on other refusals."""
+        try:
+            scripts.check(result)
+        except scripts.ScriptError as e:
+            if e.code is scripts.ErrorCode.STALE:
+                return True
+            if e.code is scripts.ErrorCode.NOT_FOUND:
+                raise NotFound("task", task_id) from None
+            if e.code is scripts.ErrorCode.CONFLICT:
+                raise Conflict(action, e.detail) from None
+            raise
+        return False
+
+
+def _as_dict(task: Task) -> dict[str, Any]:
+    return {f: getattr(task, f) for f in task.__struct_fields__}
+
+
+def _plausible_id(task_id: str) -> bool:
+    """Task ids are UUIDs; anything else cannot name a task (and must not build odd keys)."""
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        return False
+    return True
+
+
+def _busy(task_id: str) -> Conflict:
+    return Conflict("change", f"changing too fast to apply (task {task_id}); try again")

@@ -1,0 +1,63 @@
+-- Cancel a task for good: out of due, into the canceled indexes, and every run of it that has
+-- not started ends `canceled` (out of the delayed set, the outbox and the concurrency FIFO).
+-- A running run is left to finish.
+--
+-- KEYS[1]  task hash
+-- KEYS[2]  due zset
+-- KEYS[3..10]  the 8 listing indexes for the current status
+-- KEYS[11..18] the 8 listing indexes for status canceled
+-- KEYS[19] the task's runs zset
+-- KEYS[20] delayed zset
+-- KEYS[21] outbox zset
+-- KEYS[22] the concurrency FIFO of the task's concurrency key (the runs zset again if none)
+-- ARGV[1]  now (ms)
+-- ARGV[2]  expected status (snapshot; not 'canceled')
+-- ARGV[3]  expected sched_version (snapshot)
+-- ARGV[4]  run key prefix ('{chime}:run:'; run keys share the hash tag)
+-- Returns {'ok', run_id...} with the ids of runs that were queued on RQ (to take off their
+-- queues); {-1, 'task'} no such task; {-2, 'canceled'} already canceled; {-3, ...} stale.
+
+-- @include "includes/task_common.lua"
+
+local task_key, due_key = KEYS[1], KEYS[2]
+local runs_key, delayed_key, outbox_key, fifo_key = KEYS[19], KEYS[20], KEYS[21], KEYS[22]
+local now, expected_status, expected_version, run_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local err = chime_check_snapshot(task_key, expected_status, expected_version)
+if err then
+  return err
+end
+if expected_status == 'canceled' then
+  return {-2, 'canceled'}
+end
+local task_id = redis.call('HGET', task_key, 'id')
+redis.call('ZREM', due_key, task_id)
+redis.call('HDEL', task_key, 'next_run_at')
+redis.call('HSET', task_key, 'status', 'canceled', 'updated_at', now)
+redis.call('HINCRBY', task_key, 'sched_version', 1)
+local old_idx, new_idx = {}, {}
+for i = 3, 10 do
+  old_idx[#old_idx + 1] = KEYS[i]
+  new_idx[#new_idx + 1] = KEYS[i + 8]
+end
+chime_reindex(old_idx, new_idx, task_id, redis.call('HGET', task_key, 'created_at'))
+
+local result = {'ok'}
+for _, run_id in ipairs(redis.call('ZRANGE', runs_key, 0, -1)) do
+  local run_key = run_prefix .. run_id
+  local status = redis.call('HGET', run_key, 'status')
+  if status == 'pending' or status == 'queued' then
+    redis.call('HSET', run_key, 'status', 'canceled', 'finished_at', now,
+      'error', 'task canceled')
+    redis.call('HDEL', run_key, 'next_attempt_at')
+    redis.call('ZREM', delayed_key, run_id)
+    redis.call('ZREM', outbox_key, run_id)
+    if fifo_key ~= runs_key then
+      redis.call('LREM', fifo_key, 0, run_id)
+    end
+    if status == 'queued' then
+      result[#result + 1] = run_id
+    end
+  end
+end
+return result

@@ -1,0 +1,67 @@
+-- Create one run of a task (included, not called on their own). Every trigger (schedule,
+-- run_now, event) creates runs here, so dedupe, history and counters behave the same.
+--
+-- chime_create_run(c) with c a table:
+--   task_id, task_key, runs_key, run_key, outbox_key, delayed_key, dedupe_key ('' for none),
+--   run_key_prefix (runs of this task are trimmed by id: '{chime}:run:'),
+--   run_id, trigger, scheduled_for (ms), now (ms), event_json ('' for none),
+--   history_cap, grace_ms
+-- The task hash must exist (callers check). A run id that exists already creates nothing: a
+-- scheduler that repeats a commit after a crash makes no second run.
+-- Returns the new run's status ('queued', 'deduped', 'pending'), or false when it existed.
+
+-- @include "includes/queue_run.lua"
+
+local chime_terminal = {succeeded = true, failed = true, deduped = true, canceled = true}
+
+local function chime_trim_history(runs_key, run_key_prefix, cap)
+  local excess = redis.call('ZCARD', runs_key) - cap
+  if excess <= 0 then
+    return
+  end
+  local oldest = redis.call('ZRANGE', runs_key, 0, excess - 1)
+  for _, id in ipairs(oldest) do
+    local rkey = run_key_prefix .. id
+    local status = redis.call('HGET', rkey, 'status')
+    if not status or chime_terminal[status] then
+      redis.call('DEL', rkey)
+      redis.call('ZREM', runs_key, id)
+    end
+  end
+end
+
+local function chime_create_run(c)
+  if redis.call('EXISTS', c.run_key) == 1 then
+    return false
+  end
+  local t = redis.call('HMGET', c.task_key, 'created_by', 'priority', 'max_retries',
+    'snoozed_until', 'dedupe_window_seconds')
+  local fields = {
+    'id', c.run_id, 'task_id', c.task_id,
+    'agent_id', t[1], 'trigger', c.trigger, 'scheduled_for', c.scheduled_for,
+    'attempt', 1, 'max_attempts', tonumber(t[3] or '0') + 1, 'priority', t[2] or '5',
+    'created_at', c.now, 'steps', '[]', 'status', 'pending'
+  }
+  if c.event_json ~= '' then
+    table.insert(fields, 'event')
+    table.insert(fields, c.event_json)
+  end
+  redis.call('HSET', c.run_key, unpack(fields))
+  redis.call('ZADD', c.runs_key, c.scheduled_for, c.run_id)
+  redis.call('HINCRBY', c.task_key, 'run_count', 1)
+  redis.call('HSET', c.task_key, 'last_run_at', c.scheduled_for)
+
+  local status
+  local snoozed_until = tonumber(t[4] or '0')
+  if c.trigger == 'event' and snoozed_until > tonumber(c.now) then
+    redis.call('HSET', c.run_key, 'next_attempt_at', snoozed_until)
+    redis.call('ZADD', c.delayed_key, snoozed_until, c.run_id)
+    status = 'pending'
+  else
+    local window_ms = math.floor(tonumber(t[5] or '3600') * 1000)
+    status = chime_queue_run(c.run_key, c.outbox_key, c.dedupe_key, window_ms, c.run_id,
+      c.now, c.grace_ms)
+  end
+  chime_trim_history(c.runs_key, c.run_key_prefix, c.history_cap)
+  return status
+end

@@ -1,0 +1,40 @@
+-- Shared pieces of the task scripts (included, not called on their own).
+--
+-- chime_check_snapshot(task_key, expected_status, expected_version)
+--   The caller decided the change from a snapshot of the task; refuse if the task moved since.
+--   Returns nil when the snapshot holds, else an error reply {code, detail}:
+--   {-1, "task"} no such task; {-3, "<status>:<version>"} the snapshot is stale.
+-- chime_reindex(old_keys, new_keys, task_id, score)
+--   Move the task from the 8 listing indexes of its old (agent, status, kind) to the new ones.
+-- chime_set_due(due_key, wake_channel, task_id, ms)
+--   Put the task in `due` at ms; publish on the wake channel when it became the earliest.
+
+local function chime_check_snapshot(task_key, expected_status, expected_version)
+  local cur = redis.call('HMGET', task_key, 'status', 'sched_version')
+  if not cur[1] then
+    return {-1, 'task'}
+  end
+  if cur[1] ~= expected_status or (cur[2] or '0') ~= expected_version then
+    return {-3, cur[1] .. ':' .. (cur[2] or '0')}
+  end
+  return nil
+end
+
+local function chime_reindex(old_keys, new_keys, task_id, score)
+  for i = 1, #old_keys do
+    if old_keys[i] ~= new_keys[i] then
+      redis.call('ZREM', old_keys[i], task_id)
+    end
+  end
+  for i = 1, #new_keys do
+    redis.call('ZADD', new_keys[i], score, task_id)
+  end
+end
+
+local function chime_set_due(due_key, wake_channel, task_id, ms)
+  redis.call('ZADD', due_key, ms, task_id)
+  local first = redis.call('ZRANGE', due_key, 0, 0)
+  if first[1] == task_id then
+    redis.call('PUBLISH', wake_channel, ms)
+  end
+end

@@ -1,0 +1,35 @@
+-- Pause an active task: out of due (no scheduled runs), into the paused indexes.
+--
+-- KEYS[1]  task hash
+-- KEYS[2]  due zset
+-- KEYS[3..10]  the 8 listing indexes for status active
+-- KEYS[11..18] the 8 listing indexes for status paused
+-- ARGV[1]  now (ms)
+-- ARGV[2]  expected status (snapshot; must be 'active')
+-- ARGV[3]  expected sched_version (snapshot)
+-- Returns {'ok'}; {-1, 'task'} no such task; {-2, status} not active; {-3, ...} stale snapshot.
+
+-- @include "includes/task_common.lua"
+
+local task_key, due_key = KEYS[1], KEYS[2]
+local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
+
+local err = chime_check_snapshot(task_key, expected_status, expected_version)
+if err then
+  return err
+end
+if expected_status ~= 'active' then
+  return {-2, expected_status}
+end
+local task_id = redis.call('HGET', task_key, 'id')
+redis.call('ZREM', due_key, task_id)
+redis.call('HDEL', task_key, 'next_run_at')
+redis.call('HSET', task_key, 'status', 'paused', 'updated_at', now)
+redis.call('HINCRBY', task_key, 'sched_version', 1)
+local old_idx, new_idx = {}, {}
+for i = 3, 10 do
+  old_idx[#old_idx + 1] = KEYS[i]
+  new_idx[#new_idx + 1] = KEYS[i + 8]
+end
+chime_reindex(old_idx, new_idx, task_id, redis.call('HGET', task_key, 'created_at'))
+return {'ok'}

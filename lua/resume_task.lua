@@ -1,0 +1,42 @@
+-- Resume a paused task at a next run computed from now (missed occurrences are not caught up).
+--
+-- KEYS[1]  task hash
+-- KEYS[2]  due zset
+-- KEYS[3..10]  the 8 listing indexes for status paused
+-- KEYS[11..18] the 8 listing indexes for the new status (active, or completed when the
+--              schedule has no further occurrence)
+-- ARGV[1]  now (ms)
+-- ARGV[2]  expected status (snapshot; must be 'paused')
+-- ARGV[3]  expected sched_version (snapshot)
+-- ARGV[4]  next_run_at (ms), or '' for none (an event task, or a used-up schedule)
+-- ARGV[5]  new status: 'active' or 'completed'
+-- ARGV[6]  wake channel
+-- Returns {'ok'}; {-1, 'task'} no such task; {-2, status} not paused; {-3, ...} stale snapshot.
+
+-- @include "includes/task_common.lua"
+
+local task_key, due_key = KEYS[1], KEYS[2]
+local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
+local next_run_at, new_status, wake = ARGV[4], ARGV[5], ARGV[6]
+
+local err = chime_check_snapshot(task_key, expected_status, expected_version)
+if err then
+  return err
+end
+if expected_status ~= 'paused' then
+  return {-2, expected_status}
+end
+local task_id = redis.call('HGET', task_key, 'id')
+redis.call('HSET', task_key, 'status', new_status, 'updated_at', now)
+redis.call('HINCRBY', task_key, 'sched_version', 1)
+local old_idx, new_idx = {}, {}
+for i = 3, 10 do
+  old_idx[#old_idx + 1] = KEYS[i]
+  new_idx[#new_idx + 1] = KEYS[i + 8]
+end
+chime_reindex(old_idx, new_idx, task_id, redis.call('HGET', task_key, 'created_at'))
+if next_run_at ~= '' and new_status == 'active' then
+  redis.call('HSET', task_key, 'next_run_at', next_run_at)
+  chime_set_due(due_key, wake, task_id, next_run_at)
+end
+return {'ok'}

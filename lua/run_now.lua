@@ -1,0 +1,48 @@
+-- Start one run of a task now, outside its schedule (next_run_at is unchanged).
+--
+-- KEYS[1]  task hash
+-- KEYS[2]  the task's runs zset
+-- KEYS[3]  the new run's hash
+-- KEYS[4]  outbox zset
+-- KEYS[5]  delayed zset
+-- KEYS[6]  the dedupe key of the task's dedupe_key (the run hash again when there is none)
+-- ARGV[1]  now (ms)
+-- ARGV[2]  run id
+-- ARGV[3]  the task's dedupe_key as the caller read it ('' for none)
+-- ARGV[4]  run key prefix ('{chime}:run:')
+-- ARGV[5]  history cap (runs kept per task)
+-- ARGV[6]  outbox grace (ms)
+-- Returns {'ok', status} with the run's status ('queued' or 'deduped'); {-1, 'task'} no such
+-- task; {-2, status} canceled or completed; {-3, 'dedupe_key'} the task's dedupe_key changed
+-- since the caller read it; {-4, run_id} the run exists.
+
+-- @include "includes/create_run.lua"
+
+local task_key, runs_key, run_key, outbox_key, delayed_key, dedupe_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local now, run_id, dedupe_raw, run_prefix, cap, grace =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+
+local t = redis.call('HMGET', task_key, 'status', 'dedupe_key', 'id')
+if not t[1] then
+  return {-1, 'task'}
+end
+if t[1] == 'canceled' or t[1] == 'completed' then
+  return {-2, t[1]}
+end
+if (t[2] or '') ~= dedupe_raw then
+  return {-3, 'dedupe_key'}
+end
+if redis.call('EXISTS', run_key) == 1 then
+  return {-4, run_id}
+end
+if dedupe_raw == '' then
+  dedupe_key = ''
+end
+local status = chime_create_run({
+  task_id = t[3], task_key = task_key, runs_key = runs_key, run_key = run_key,
+  outbox_key = outbox_key, delayed_key = delayed_key, dedupe_key = dedupe_key,
+  run_key_prefix = run_prefix, run_id = run_id, trigger = 'run_now', scheduled_for = now,
+  now = now, event_json = '', history_cap = cap, grace_ms = grace
+})
+return {'ok', status}

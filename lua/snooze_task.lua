@@ -1,0 +1,44 @@
+-- Snooze a task: its next occurrence moves to next_run_at + delay; occurrences before that are
+-- skipped (the scheduler computes the one after from the snoozed time). Without a next run
+-- (an event task, a paused task) the snooze runs from now: event runs wait until it.
+--
+-- KEYS[1]  task hash
+-- KEYS[2]  due zset
+-- ARGV[1]  now (ms)
+-- ARGV[2]  expected status (snapshot; 'active' or 'paused')
+-- ARGV[3]  expected sched_version (snapshot)
+-- ARGV[4]  delay (ms)
+-- ARGV[5]  reason ('' for none)
+-- ARGV[6]  wake channel
+-- Returns {'ok', snoozed_until}; {-1, 'task'} no such task; {-2, status} canceled or completed;
+-- {-3, ...} stale snapshot.
+
+-- @include "includes/task_common.lua"
+
+local task_key, due_key = KEYS[1], KEYS[2]
+local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
+local delay, reason, wake = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+
+local err = chime_check_snapshot(task_key, expected_status, expected_version)
+if err then
+  return err
+end
+if expected_status ~= 'active' and expected_status ~= 'paused' then
+  return {-2, expected_status}
+end
+local t = redis.call('HMGET', task_key, 'id', 'next_run_at')
+local task_id = t[1]
+local base = tonumber(t[2] or now)
+local until_ms = base + delay
+redis.call('HSET', task_key, 'snoozed_until', until_ms, 'updated_at', now)
+if reason ~= '' then
+  redis.call('HSET', task_key, 'snooze_reason', reason)
+else
+  redis.call('HDEL', task_key, 'snooze_reason')
+end
+redis.call('HINCRBY', task_key, 'sched_version', 1)
+if t[2] then
+  redis.call('HSET', task_key, 'next_run_at', until_ms)
+  chime_set_due(due_key, wake, task_id, until_ms)
+end
+return {'ok', until_ms}
