@@ -1,0 +1,100 @@
+"""The params of each built-in pipeline action, as msgspec structs.
+
+``ACTION_PARAMS`` is the registry the API validates payloads against; ``workers/actions.py``
+registers one function per name here (a test checks the two sets are equal). Adding an action is
+one struct below plus one function there.
+
+Strings in params may hold ``{{ ... }}`` templates (``app/core/templating.py``): a check that
+only makes sense on a final value (a URL's scheme) is skipped while the string holds a template,
+and the worker validates again after rendering.
+"""
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from app.core.errors import PipelineError
+from app.core.templating import TEMPLATE
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class ActionParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every params struct: unknown params are an error (a typo must not pass)."""
+
+    def check_timeout(self, timeout_seconds: float) -> None:
+        """Refuse params that cannot finish within the step's timeout (override if it matters)."""
+
+
+class HttpRequestParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
+    method: str = "GET"
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+    headers: dict[str, str] = {}
+    json: Any | msgspec.UnsetType = msgspec.UNSET
+    body: str | None = None
+    #: accepted status codes; None: any 2xx
+    expect_status: int | list[int] | None = None
+
+    def __post_init__(self) -> None:
+        self.method = self.method.upper()
+        if self.method not in HTTP_METHODS:
+            raise PipelineError("method", f"must be one of {', '.join(sorted(HTTP_METHODS))}")
+        if not TEMPLATE.search(self.url):
+            check_url(self.url)
+        if self.json is not msgspec.UNSET and self.body is not None:
+            raise PipelineError("body", "give json or body, not both")
+        codes = self.expect_status
+        for code in [codes] if isinstance(codes, int) else codes or []:
+            if not 100 <= code <= 599:
+                raise PipelineError("expect_status", f"{code} is not an HTTP status (100..599)")
+
+    def accepts(self, status: int) -> bool:
+        codes = self.expect_status
+        if codes is None:
+            return 200 <= status <= 299
+        return status in ([codes] if isinstance(codes, int) else codes)
+
+
+def check_url(url: str) -> None:
+    """An absolute http(s) URL with a host, or :class:`PipelineError` on ``url``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise PipelineError("url", f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PipelineError("url", "must be an absolute http:// or https:// URL")
+
+
+class LogParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
+    message: Annotated[str, msgspec.Meta(max_length=65536)]
+
+
+class SleepParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
+    seconds: Annotated[float, msgspec.Meta(ge=0)]
+
+    def check_timeout(self, timeout_seconds: float) -> None:
+        if self.seconds > timeout_seconds:
+            raise PipelineError(
+                "seconds", f"must not exceed the step's timeout_seconds ({timeout_seconds:g})"
+            )
+
+
+class EventEmitParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    data: dict[str, Any] = {}
+
+
+class FailParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
+    message: Annotated[str, msgspec.Meta(max_length=65536)] = "failed on purpose"
+
+
+#: action name -> its params struct
+ACTION_PARAMS: dict[str, type[ActionParams]] = {
+    "http.request": HttpRequestParams,
+    "log": LogParams,
+    "sleep": SleepParams,
+    "event.emit": EventEmitParams,
+    "fail": FailParams,
+}

@@ -1,0 +1,134 @@
+"""The pipeline model of a task's ``payload`` and its validation (pure: no I/O).
+
+``parse_pipeline`` is what ``POST``/``PUT /tasks`` call, so a malformed pipeline is a 400 at
+create time, never a failure at run time. Limits:
+
+- 1..50 steps; a step ``name`` is 1..64 letters, digits, ``_`` or ``-`` (templates address it as
+  ``steps.NAME.output``) and unique within the pipeline;
+- ``action`` is a key of ``ACTION_PARAMS``; ``params`` (default ``{}``) must fit its struct;
+- ``timeout_seconds`` defaults to 30 and must be in (0, 3600];
+- templates name a known root, and ``steps.NAME`` an EARLIER step.
+"""
+
+import re
+from typing import Any
+
+import msgspec
+
+from app.core.actions import ACTION_PARAMS, ActionParams
+from app.core.errors import PipelineError
+from app.core.templating import check_value
+
+MAX_STEPS = 50
+DEFAULT_STEP_TIMEOUT = 30.0
+MAX_STEP_TIMEOUT = 3600.0
+STEP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+_STEP_FIELDS = frozenset({"name", "action", "params", "timeout_seconds"})
+_AT = re.compile(r"^(.*) - at `\$(.*)`$")
+_FIELD_IN_MESSAGE = re.compile(r"^Object (?:missing required|contains unknown) field `(.*)`$")
+
+
+class Step(msgspec.Struct, kw_only=True):
+    name: str
+    action: str
+    params: dict[str, Any] = {}
+    timeout_seconds: float = DEFAULT_STEP_TIMEOUT
+
+
+class Pipeline(msgspec.Struct, kw_only=True):
+    steps: list[Step]
+
+    @property
+    def max_seconds(self) -> float:
+        """The longest the steps may take together (every step at its timeout)."""
+        return sum(s.timeout_seconds for s in self.steps)
+
+
+def parse_pipeline(payload: object) -> Pipeline:
+    """Validate a task's ``payload``; raise :class:`PipelineError` naming the first bad field."""
+    if not isinstance(payload, dict):
+        raise PipelineError("payload", "must be an object with a steps list")
+    for key in payload:
+        if key != "steps":
+            raise PipelineError(f"payload.{key}", "unknown field (a pipeline has only steps)")
+    steps = payload.get("steps")
+    if not isinstance(steps, list):
+        raise PipelineError("payload.steps", "required: a list of 1..50 steps")
+    if not 1 <= len(steps) <= MAX_STEPS:
+        raise PipelineError("payload.steps", f"must hold 1..{MAX_STEPS} steps, got {len(steps)}")
+    parsed: list[Step] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(steps):
+        step = _parse_step(raw, f"payload.steps[{i}]", frozenset(seen))
+        seen.add(step.name)
+        parsed.append(step)
+    return Pipeline(steps=parsed)
+
+
+def pipeline_payload(pipeline: Pipeline) -> dict[str, Any]:
+    """The normalized payload to store (defaults such as ``timeout_seconds`` filled in)."""
+    out: dict[str, Any] = msgspec.to_builtins(pipeline)
+    return out
+
+
+def load_pipeline(payload: dict[str, Any]) -> Pipeline:
+    """Rebuild a stored (already validated) payload without checking it again."""
+    return msgspec.convert(payload, Pipeline)
+
+
+def parse_params(action: str, params: dict[str, Any], path: str) -> ActionParams:
+    """``params`` as the action's struct; errors name ``path.FIELD``."""
+    cls = ACTION_PARAMS[action]
+    try:
+        return msgspec.convert(params, cls, strict=True)
+    except PipelineError as exc:
+        raise PipelineError(f"{path}.{exc.field}", exc.reason) from None
+    except msgspec.ValidationError as exc:
+        field, reason = _locate(str(exc))
+        raise PipelineError(path + field, reason) from None
+
+
+def _parse_step(raw: object, path: str, earlier: frozenset[str]) -> Step:
+    if not isinstance(raw, dict):
+        raise PipelineError(path, "must be an object with name, action and params")
+    for key in raw:
+        if key not in _STEP_FIELDS:
+            raise PipelineError(f"{path}.{key}", "unknown field")
+    name = raw.get("name")
+    if not isinstance(name, str) or not STEP_NAME.match(name):
+        raise PipelineError(f"{path}.name", "required: 1..64 letters, digits, _ or -")
+    if name in earlier:
+        raise PipelineError(f"{path}.name", f"duplicate step name {name!r}")
+    action = raw.get("action")
+    if not isinstance(action, str) or action not in ACTION_PARAMS:
+        known = ", ".join(sorted(ACTION_PARAMS))
+        raise PipelineError(f"{path}.action", f"unknown action {action!r}; known: {known}")
+    timeout = raw.get("timeout_seconds", DEFAULT_STEP_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise PipelineError(f"{path}.timeout_seconds", "must be a number")
+    if not 0 < timeout <= MAX_STEP_TIMEOUT:
+        raise PipelineError(
+            f"{path}.timeout_seconds", f"must be > 0 and at most {MAX_STEP_TIMEOUT:g}"
+        )
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        raise PipelineError(f"{path}.params", "must be an object")
+    check_value(params, earlier, f"{path}.params")
+    typed = parse_params(action, params, f"{path}.params")
+    try:
+        typed.check_timeout(float(timeout))
+    except PipelineError as exc:
+        raise PipelineError(f"{path}.params.{exc.field}", exc.reason) from None
+    return Step(name=name, action=action, params=params, timeout_seconds=float(timeout))
+
+
+def _locate(message: str) -> tuple[str, str]:
+    """msgspec's message as (``.field`` suffix, reason)."""
+    m = _AT.match(message)
+    if m:
+        return m.group(2), m.group(1)
+    m = _FIELD_IN_MESSAGE.match(message)
+    if m:
+        return f".{m.group(1)}", message
+    return "", message
