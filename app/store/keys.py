@@ -19,6 +19,8 @@ P:run:<run_id>                        hash    one run
 P:task:<task_id>:runs                 zset    run ids of a task by created_at (ms), capped
 P:delayed                             zset    pending run ids by release time (retry, snooze)
 P:delayed:claims                      zset    delayed run ids being released, by lease expiry
+P:running                             zset    running run ids by heartbeat lease expiry; a lapsed
+                                              one is a lost worker (the run is retried)
 P:outbox                              zset    queued run ids not yet confirmed on RQ, scored by
                                               the time after which they are enqueued again
 P:dedupe:<agent>:<dedupe_key>         string  the run id holding the dedupe window (SET NX PX)
@@ -60,6 +62,7 @@ class Keys:
         self.delayed = f"{self.p}:delayed"
         self.delayed_claims = f"{self.p}:delayed:claims"
         self.outbox = f"{self.p}:outbox"
+        self.running = f"{self.p}:running"
         self.agents = f"{self.p}:agents"
         self.stats = f"{self.p}:stats"
 
