@@ -1,0 +1,135 @@
+"""``GET /metrics``: valid Prometheus text whose numbers follow Redis and the stats hash."""
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from litestar import Litestar
+from litestar.testing import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from rq import Queue
+
+from app import clock
+from app.api.metrics import metrics, render
+from app.store import stats
+from app.store.keys import Keys
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def _get(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def test_an_empty_redis_renders_every_family_at_zero(r: redis.Redis, keys: Keys) -> None:
+    text = render(r, keys)
+    families = {f.name: f.type for f in text_string_to_metric_families(text)}
+    s = _samples(text)
+
+    assert families["chime_tasks"] == "gauge"
+    assert families["chime_runs"] == "counter"
+    assert families["chime_run_duration_seconds"] == "histogram"
+    assert families["chime_scheduler_claim_batch_size"] == "histogram"
+    assert _get(s, "chime_tasks", status="active") == 0
+    assert _get(s, "chime_runs_total", status="succeeded", trigger="schedule") == 0
+    assert _get(s, "chime_queue_depth", queue="chime-p1", priority="1") == 0
+    assert _get(s, "chime_run_duration_seconds_bucket", le="+Inf") == 0
+    assert _get(s, "chime_oldest_due_lateness_seconds") == 0
+
+
+def test_gauges_follow_indexes_due_and_queues(r: redis.Redis, keys: Keys, redis_url: str) -> None:
+    now = clock.now_ms()
+    r.zadd(keys.index(None, "active", None), {"t1": 1, "t2": 2, "t3": 3})
+    r.zadd(keys.index(None, "paused", None), {"t4": 4})
+    r.zadd(keys.due, {"t1": now - 90_000, "t2": now - 1_000, "t3": now + 60_000})
+    rq = redis.Redis.from_url(redis_url)
+    q3 = Queue("chime-p3", connection=rq)
+    q3.enqueue_call("workers.job.execute_run", args=("run-a",), job_id="run-a")
+    q3.enqueue_call("workers.job.execute_run", args=("run-b",), job_id="run-b")
+    rq.close()
+
+    s = _samples(render(r, keys, now))
+
+    assert _get(s, "chime_tasks", status="active") == 3
+    assert _get(s, "chime_tasks", status="paused") == 1
+    assert _get(s, "chime_tasks", status="canceled") == 0
+    assert _get(s, "chime_due_tasks") == 3
+    assert _get(s, "chime_due_backlog") == 2
+    assert _get(s, "chime_oldest_due_lateness_seconds") == 90
+    assert _get(s, "chime_queue_depth", queue="chime-p3", priority="3") == 2
+    assert _get(s, "chime_queue_depth", queue="chime-p1", priority="1") == 0
+
+
+def test_a_future_due_task_is_not_late(r: redis.Redis, keys: Keys) -> None:
+    now = clock.now_ms()
+    r.zadd(keys.due, {"t": now + 5_000})
+
+    s = _samples(render(r, keys, now))
+
+    assert _get(s, "chime_oldest_due_lateness_seconds") == 0
+    assert _get(s, "chime_due_backlog") == 0
+
+
+def test_counters_and_histograms_follow_the_stats_hash(r: redis.Redis, keys: Keys) -> None:
+    stats.count_run(r, keys, "succeeded", "schedule")
+    stats.count_run(r, keys, "succeeded", "schedule")
+    stats.count_run(r, keys, "failed", "event")
+    stats.incr(r, keys, stats.DEDUPE_SUPPRESSED)
+    stats.incr(r, keys, stats.CONCURRENCY_WAITS, by=3)
+    for seconds in (0.01, 0.3, 0.3, 7200):
+        stats.observe_duration(r, keys, seconds)
+    with r.pipeline() as pipe:
+        stats.observe_batch(pipe, keys, 0)
+        stats.observe_batch(pipe, keys, 500)
+        pipe.execute()
+
+    s = _samples(render(r, keys))
+
+    assert _get(s, "chime_runs_total", status="succeeded", trigger="schedule") == 2
+    assert _get(s, "chime_runs_total", status="failed", trigger="event") == 1
+    assert _get(s, "chime_dedupe_suppressed_total") == 1
+    assert _get(s, "chime_concurrency_waits_total") == 3
+    assert _get(s, "chime_run_duration_seconds_bucket", le="0.05") == 1
+    assert _get(s, "chime_run_duration_seconds_bucket", le="0.5") == 3
+    assert _get(s, "chime_run_duration_seconds_bucket", le="900") == 3
+    assert _get(s, "chime_run_duration_seconds_bucket", le="+Inf") == 4
+    assert _get(s, "chime_run_duration_seconds_count") == 4
+    assert _get(s, "chime_run_duration_seconds_sum") == pytest.approx(7200.61)
+    assert _get(s, "chime_scheduler_claim_batch_size_bucket", le="0") == 1
+    assert _get(s, "chime_scheduler_claim_batch_size_bucket", le="250") == 1
+    assert _get(s, "chime_scheduler_claim_batch_size_bucket", le="500") == 2
+    assert _get(s, "chime_scheduler_claim_batch_size_sum") == 500
+
+
+def test_a_status_unknown_to_the_enums_is_still_exported(r: redis.Redis, keys: Keys) -> None:
+    r.hset(keys.stats, mapping={stats.run_field("retrying", "schedule"): 4, "junk": "x"})
+
+    s = _samples(render(r, keys))
+
+    assert _get(s, "chime_runs_total", status="retrying", trigger="schedule") == 4
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[TestClient[Litestar]]:
+    with TestClient(Litestar(route_handlers=[metrics])) as c:
+        yield c
+
+
+def test_the_route_serves_prometheus_text_without_a_token(
+    client: TestClient[Litestar], r: redis.Redis, keys: Keys
+) -> None:
+    r.zadd(keys.index(None, "completed", None), {"t": 1})
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert _get(_samples(response.text), "chime_tasks", status="completed") == 1
