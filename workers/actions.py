@@ -30,8 +30,9 @@ from app.core.actions import (
     SleepParams,
 )
 from app.core.task import Run, Task
+from app.logs import is_sensitive, mask_headers
 from app.settings import Settings
-from workers.runlog import is_sensitive, logfmt, mask_headers, mask_url
+from workers.runlog import mask_url
 
 logger = logging.getLogger("chime.worker")
 
@@ -218,7 +219,7 @@ def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]:
 
 @action("log")
 def log(p: LogParams, ctx: StepContext) -> str:
-    logger.info(logfmt("step.log", task_id=ctx.task.id, run_id=ctx.run.id, message=p.message))
+    logger.info("step.log", extra={"task_id": ctx.task.id, "run_id": ctx.run.id, "text": p.message})
     return p.message
 
 

@@ -1,31 +1,17 @@
-"""One structured log line per run transition, and masking of secrets before anything is logged.
+"""One structured log line per run transition (fields masked by ``app.logs``'s formatter).
 
-Lines are ``logfmt`` (``event=run.transition task_id=... run_id=... attempt=2 status=running``)
-so log search can filter on any field. A header or field named like authorization, cookie,
-token, secret, password or api-key never reaches a log line or a stored step output.
+``log_transition`` logs ``event=run.transition task_id=... run_id=... attempt=2
+status=running``; ``mask_url`` hides a URL's password and credential-like query values before a
+URL reaches a log line, an error message or a stored step output.
 """
 
 import logging
-import re
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from app.logs import MASK, is_sensitive
+
 logger = logging.getLogger("chime.worker")
-
-SENSITIVE = re.compile(
-    r"authorization|cookie|token|secret|passw|api[-_]?key|session|credential", re.I
-)
-MASK = "***"
-
-
-def is_sensitive(name: str) -> bool:
-    return bool(SENSITIVE.search(name))
-
-
-def mask_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy with the values of sensitive headers replaced by ``***``."""
-    return {k: MASK if is_sensitive(k) else v for k, v in headers.items()}
 
 
 def mask_url(url: str) -> str:
@@ -44,34 +30,12 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _value(v: Any) -> str:
-    text = str(v)
-    if text == "" or re.search(r'[\s="]', text):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    return text
-
-
-def logfmt(event: str, **fields: Any) -> str:
-    parts = [f"event={event}"]
-    for k, v in fields.items():
-        if v is None:
-            continue
-        parts.append(f"{k}={MASK if is_sensitive(k) else _value(v)}")
-    return " ".join(parts)
-
-
 def log_transition(
     task_id: str, run_id: str, attempt: int, status: str, level: int = logging.INFO, **extra: Any
 ) -> None:
     """The one line a run transition logs (task id, run id, attempt, status, extras)."""
     logger.log(
         level,
-        logfmt(
-            "run.transition",
-            task_id=task_id,
-            run_id=run_id,
-            attempt=attempt,
-            status=status,
-            **extra,
-        ),
+        "run.transition",
+        extra={"task_id": task_id, "run_id": run_id, "attempt": attempt, "status": status, **extra},
     )

@@ -46,7 +46,8 @@ def test_log_outputs_and_logs_the_message(caplog: pytest.LogCaptureFixture) -> N
     assert step["output"] == "hello world"
     assert step["started_at"].endswith("Z") and step["finished_at"].endswith("Z")
     assert step["duration_ms"] >= 0
-    assert 'message="hello world"' in caplog.text
+    (record,) = [r for r in caplog.records if r.getMessage() == "step.log"]
+    assert record.__dict__["text"] == "hello world"
 
 
 def test_sleep_waits_and_fail_fails_and_later_steps_are_skipped() -> None:
