@@ -1,0 +1,130 @@
+-- Record the outcome of a running attempt: `succeeded`; or, for a failure, `pending` for a
+-- retry (in the delayed set at its backoff time, attempt + 1) while attempts are left and the
+-- task is not canceled, else `failed` (`canceled` when the task was canceled meanwhile). The
+-- run's concurrency slot is released and handed to waiting runs. A `once` task whose
+-- scheduled run ended becomes `completed` here, in the same step.
+-- Also used to recover an attempt whose worker died: ARGV[12] = '1' requires that its
+-- heartbeat lease lapsed.
+--
+-- KEYS[1]  run hash
+-- KEYS[2]  task hash
+-- KEYS[3]  running zset
+-- KEYS[4]  delayed zset
+-- KEYS[5]  outbox zset
+-- KEYS[6]  semaphore zset of the run's concurrency key (the run hash again when none)
+-- KEYS[7]  FIFO list of that key (the run hash again when none)
+-- KEYS[8..15]   the 8 listing indexes of the task's status as the caller read it
+-- KEYS[16..23]  the 8 listing indexes of status completed
+-- ARGV[1]  now (ms)
+-- ARGV[2]  attempt the caller ran (fence: a recovered or finished attempt is not finished twice)
+-- ARGV[3]  outcome: 'succeeded' or 'failed'
+-- ARGV[4]  steps (JSON list)
+-- ARGV[5]  error ('' for none)
+-- ARGV[6]  release time of a retry (ms)
+-- ARGV[7]  the concurrency key the run holds a slot of, as the caller read it ('' for none)
+-- ARGV[8]  the task's status as the caller read it
+-- ARGV[9]  lease (ms) for runs handed a slot
+-- ARGV[10] run key prefix ('{chime}:run:')
+-- ARGV[11] outbox grace (ms)
+-- ARGV[12] '1': only if the run's heartbeat lease lapsed (recovery), else '0'
+-- Returns {status, completed (0/1), handed...} with the run's new status and {run_id,
+-- priority, ...} of waiting runs handed the freed slot (to enqueue);
+-- {-1, 'run'} no such run; {-3, '<status>:<attempt>'} the attempt is not running any more;
+-- {-3, 'alive'} recovery of a run whose lease has not lapsed; {-3, 'concurrency_key'} or
+-- {-3, 'task:<status>'} the caller's snapshot is stale (read again and retry).
+
+-- @include "includes/semaphore.lua"
+
+local run_key, task_key, running_key, delayed_key, outbox_key, sem_key, fifo_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local now, attempt, outcome, steps, err, retry_at, ckey, task_status_read, lease_ms,
+  run_prefix, grace_ms, lapsed_only =
+  tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8],
+  tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11]), ARGV[12]
+
+local run = redis.call('HMGET', run_key, 'status', 'attempt', 'id', 'max_attempts', 'trigger',
+  'concurrency_key')
+if not run[1] then
+  return {-1, 'run'}
+end
+if run[1] ~= 'running' or run[2] ~= attempt then
+  return {-3, run[1] .. ':' .. (run[2] or '')}
+end
+local run_id = run[3]
+if lapsed_only == '1' then
+  local expiry = tonumber(redis.call('ZSCORE', running_key, run_id) or '0')
+  if expiry > now then
+    return {-3, 'alive'}
+  end
+end
+if (run[6] or '') ~= ckey then
+  return {-3, 'concurrency_key'}
+end
+local task = redis.call('HMGET', task_key, 'id', 'status', 'schedule_kind', 'concurrency_limit',
+  'created_at')
+local task_status = task[2]
+
+local status
+if outcome == 'succeeded' then
+  status = 'succeeded'
+elseif tonumber(attempt) < tonumber(run[4] or '1') and task_status and task_status ~= 'canceled'
+then
+  status = 'pending'
+elseif task_status == 'canceled' then
+  status = 'canceled'
+else
+  status = 'failed'
+end
+
+local complete = status ~= 'pending' and task[3] == 'once' and run[5] == 'schedule'
+  and (task_status == 'active' or task_status == 'paused')
+if complete and task_status ~= task_status_read then
+  return {-3, 'task:' .. task_status}
+end
+
+-- every check passed: write
+redis.call('ZREM', running_key, run_id)
+redis.call('HSET', run_key, 'steps', steps)
+if status == 'pending' then
+  local next_attempt = tonumber(attempt) + 1
+  redis.call('HSET', run_key, 'status', 'pending', 'attempt', next_attempt, 'next_attempt_at',
+    retry_at, 'error', err)
+  redis.call('ZADD', delayed_key, retry_at, run_id)
+else
+  redis.call('HSET', run_key, 'status', status, 'finished_at', now)
+  redis.call('HDEL', run_key, 'next_attempt_at')
+  if err ~= '' then
+    redis.call('HSET', run_key, 'error', err)
+  else
+    redis.call('HDEL', run_key, 'error')
+  end
+end
+
+local handed = {}
+if ckey ~= '' then
+  redis.call('ZREM', sem_key, run_id)
+  redis.call('HDEL', run_key, 'concurrency_key')
+  if task[1] then
+    handed = chime_sem_fill(sem_key, fifo_key, tonumber(task[4] or '1'), now, lease_ms,
+      outbox_key, grace_ms, run_prefix)
+  end
+end
+
+if complete then
+  redis.call('HSET', task_key, 'status', 'completed', 'updated_at', now)
+  redis.call('HDEL', task_key, 'next_run_at')
+  for i = 8, 15 do
+    if KEYS[i] ~= KEYS[i + 8] then
+      redis.call('ZREM', KEYS[i], task[1])
+    end
+  end
+  for i = 16, 23 do
+    redis.call('ZADD', KEYS[i], task[5], task[1])
+  end
+end
+
+local out = {status, complete and 1 or 0}
+for _, v in ipairs(handed) do
+  out[#out + 1] = v
+end
+return out

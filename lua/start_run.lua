@@ -1,0 +1,72 @@
+-- Start a queued run: `queued` -> `running`, taking a concurrency slot first when the task has a
+-- concurrency key. A run that is not `queued` (canceled, already running or finished: a
+-- duplicate RQ job) is left alone. With no free slot the run goes back to `pending` in the
+-- key's FIFO and the job ends; the release of a slot hands it over later.
+--
+-- KEYS[1]  run hash
+-- KEYS[2]  task hash
+-- KEYS[3]  running zset (heartbeat leases)
+-- KEYS[4]  outbox zset
+-- KEYS[5]  semaphore zset of the task's concurrency key (the run hash again when none)
+-- KEYS[6]  FIFO list of that key (the run hash again when none)
+-- ARGV[1]  now (ms)
+-- ARGV[2]  lease (ms): heartbeat lease of the run and of its slot
+-- ARGV[3]  the task's concurrency_key as the caller read it ('' for none)
+-- ARGV[4]  run key prefix ('{chime}:run:'; run keys share the hash tag)
+-- ARGV[5]  outbox grace (ms) for runs handed a slot
+-- Returns {'running', attempt, handed...} or {'parked', 0, handed...}, where handed is
+-- {run_id, priority, ...} of waiting runs given a slot freed by a lapsed holder (to enqueue);
+-- {-1, 'run'} no such run; {-1, 'task'} no such task; {-2, status} the run is not queued;
+-- {-3, 'concurrency_key'} the task's concurrency key changed since the caller read it.
+
+-- @include "includes/semaphore.lua"
+
+local run_key, task_key, running_key, outbox_key, sem_key, fifo_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local now, lease_ms, ckey, run_prefix, grace_ms =
+  tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+
+local run = redis.call('HMGET', run_key, 'status', 'id', 'attempt')
+if not run[1] then
+  return {-1, 'run'}
+end
+if run[1] ~= 'queued' then
+  return {-2, run[1]}
+end
+local task = redis.call('HMGET', task_key, 'id', 'concurrency_key', 'concurrency_limit')
+if not task[1] then
+  return {-1, 'task'}
+end
+if (task[2] or '') ~= ckey then
+  return {-3, 'concurrency_key'}
+end
+local run_id = run[2]
+
+local handed = {}
+if ckey ~= '' then
+  local limit = tonumber(task[3] or '1')
+  handed = chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, grace_ms,
+    run_prefix)
+  if redis.call('ZSCORE', sem_key, run_id) or redis.call('ZCARD', sem_key) < limit then
+    redis.call('ZADD', sem_key, now + lease_ms, run_id)
+    redis.call('HSET', run_key, 'concurrency_key', ckey)
+  else
+    chime_sem_park(run_key, fifo_key, run_id, now)
+    redis.call('ZREM', outbox_key, run_id)
+    local out = {'parked', 0}
+    for _, v in ipairs(handed) do
+      out[#out + 1] = v
+    end
+    return out
+  end
+end
+
+redis.call('HSET', run_key, 'status', 'running', 'started_at', now)
+redis.call('HDEL', run_key, 'next_attempt_at', 'sem_handover')
+redis.call('ZREM', outbox_key, run_id)
+redis.call('ZADD', running_key, now + lease_ms, run_id)
+local out = {'running', tonumber(run[3] or '1')}
+for _, v in ipairs(handed) do
+  out[#out + 1] = v
+end
+return out
