@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import redis
 
+from app.core.errors import ChimeError
 from app.embedded_redis import EmbeddedRedis, free_port
 from app.settings import Settings
 from app.store.agents import agent_for_token, create_agent
@@ -148,7 +149,10 @@ def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
             check_redis(redis_url)
         else:
             embedded = EmbeddedRedis(port=free_port(), data_dir=data_dir, persist=True)
-            embedded.start()
+            try:
+                embedded.start()
+            except RuntimeError as e:
+                raise ChimeError(f"cannot start the embedded Redis: {e}") from None
             redis_url = embedded.url
         env["REDIS_URL"] = redis_url
         env["PYTHONUNBUFFERED"] = "1"
