@@ -82,8 +82,11 @@ class Supervisor:
     def _pump(self, child: Child) -> None:
         if child.proc is None or child.proc.stdout is None:
             return
-        for raw in iter(child.proc.stdout.readline, b""):
-            self.say(child.name, raw.decode(errors="replace").rstrip("\n"))
+        try:
+            for raw in iter(child.proc.stdout.readline, b""):
+                self.say(child.name, raw.decode(errors="replace").rstrip("\n"))
+        except (ValueError, OSError):
+            return  # the pipe was closed by stop_all while a grandchild still held it
 
     def first_exited(self) -> Child | None:
         for child in self.children:
@@ -128,6 +131,8 @@ class Supervisor:
         for child in self.children:
             if child.pump is not None:
                 child.pump.join(timeout=1)
+            if child.proc is not None and child.proc.stdout is not None:
+                child.proc.stdout.close()
 
 
 def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
