@@ -37,7 +37,7 @@ def encode_value(name: str, value: Any) -> str:
     return str(value)
 
 
-def from_hash(cls: type[_S], fields: Mapping[str, str]) -> _S:
+def from_hash(cls: type[_S], fields: Mapping[Any, Any]) -> _S:
     """Rebuild a record from its hash (``decode_responses=True`` client)."""
     data: dict[str, Any] = {}
     for name, raw in fields.items():

@@ -27,9 +27,7 @@ def rq_connection(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
 
 
-def enqueue_runs(
-    rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]
-) -> list[str]:
+def enqueue_runs(rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]) -> list[str]:
     """Enqueue ``(run_id, priority)`` pairs; returns the run ids enqueued."""
     by_queue: dict[int, list[str]] = {}
     for run_id, priority in runs:

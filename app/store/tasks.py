@@ -6,6 +6,7 @@ script applies it only if the snapshot still holds; a stale snapshot is read aga
 so concurrent requests and a racing scheduler never interleave half-changes.
 """
 
+import builtins
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -68,7 +69,7 @@ class TaskStore:
         kind: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> tuple[list[Task], int]:
+    ) -> tuple[builtins.list[Task], int]:
         """A page of tasks, newest first, read from one index: cost O(log N + limit)."""
         index = self.keys.index(agent, status, kind)
         pipe = self.r.pipeline(transaction=False)
@@ -77,7 +78,7 @@ class TaskStore:
         total, ids = pipe.execute()
         return self._load(ids), int(total)
 
-    def _load(self, ids: list[str]) -> list[Task]:
+    def _load(self, ids: builtins.list[str]) -> builtins.list[Task]:
         if not ids:
             return []
         pipe = self.r.pipeline(transaction=False)
@@ -100,7 +101,7 @@ class TaskStore:
             else self.keys.task(task.id)
         )
         fields = to_hash(task)
-        argv: list[Any] = [
+        argv: builtins.list[Any] = [
             task.id,
             task.created_at,
             "" if task.next_run_at is None else task.next_run_at,
@@ -130,7 +131,7 @@ class TaskStore:
         """Apply validated field changes; a changed schedule recomputes ``next_run_at``.
 
         A completed task whose schedule changes becomes active again when the new schedule has
-        a next run. A canceled task is a :class:`Conflict`.
+        a next run; a schedule change also ends a snooze. A canceled task is a :class:`Conflict`.
         """
         for _ in range(_RETRIES):
             task = self.get(task_id, agent)
@@ -141,6 +142,9 @@ class TaskStore:
             due: str | int = "keep"
             status = task.status
             if any(f in changes and changes[f] != getattr(task, f) for f in SCHEDULE_FIELDS):
+                # a new schedule starts clean: a snooze of the old one does not carry over
+                changes = {**changes, "snoozed_until": None, "snooze_reason": None}
+                new.snoozed_until = None
                 nxt = first_run_at(new, now)
                 if task.status == TaskStatus.PAUSED:
                     due = "clear"
@@ -153,8 +157,8 @@ class TaskStore:
                     )
                 else:
                     due, status = nxt, TaskStatus.ACTIVE.value
-            sets: list[str] = []
-            deletes: list[str] = []
+            sets: builtins.list[str] = []
+            deletes: builtins.list[str] = []
             for name, value in changes.items():
                 if value is None:
                     deletes.append(name)
@@ -268,7 +272,7 @@ class TaskStore:
             return self.get(task_id)
         raise _busy(task_id)
 
-    def cancel(self, task_id: str, agent: str | None) -> tuple[Task, list[str]]:
+    def cancel(self, task_id: str, agent: str | None) -> tuple[Task, builtins.list[str]]:
         """Cancel for good; returns the task and the ids of runs that were queued on RQ (the
         caller takes them off their queues). Repeating it changes nothing."""
         for _ in range(_RETRIES):
@@ -296,7 +300,7 @@ class TaskStore:
             )
             if self._retry(result, task_id, "cancel"):
                 continue
-            return self.get(task_id), list(result[1:])
+            return self.get(task_id), builtins.list(result[1:])
         raise _busy(task_id)
 
     def run_now(self, task_id: str, agent: str | None) -> Run:
