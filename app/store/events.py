@@ -1,0 +1,145 @@
+"""Events: ``POST /events`` and the ``event.emit`` action start the agent's matching event tasks.
+
+An event task's ``schedule_expr`` is a name or a glob (``invoice.*``) matched against the event
+name with :func:`fnmatch.fnmatchcase`; a task without one matches nothing. Candidates are the
+agent's active event tasks (one index read); the runs are created by ``lua/emit_event.lua``,
+which checks each task again, through the same run creation as scheduled runs.
+"""
+
+import uuid
+from fnmatch import fnmatchcase
+from typing import Any
+
+import msgspec
+import redis
+
+from app import clock
+from app.core.errors import Conflict, ValidationError
+from app.core.status import RunStatus, ScheduleKind, TaskStatus
+from app.core.task import Run
+from app.settings import Settings
+from app.store import scripts
+from app.store.codec import from_hash
+from app.store.enqueue import enqueue_runs
+from app.store.keys import Keys
+from app.store.scheduling import ms
+
+#: Candidates per script call: bounds the KEYS of one call; each task's run stands alone.
+CHUNK = 250
+EVENT_NAME_MAX = 200
+_RETRIES = 10
+_RUN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "chime:event-run")
+_json = msgspec.json.Encoder()
+
+
+def matches(pattern: str | None, name: str) -> bool:
+    """Whether an event task with this ``schedule_expr`` runs on the event ``name``."""
+    if not pattern:
+        return False
+    return pattern == name or fnmatchcase(name, pattern)
+
+
+def emit_event(
+    client: redis.Redis,
+    rq: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    agent_id: str,
+    name: str,
+    data: dict[str, Any] | None,
+) -> tuple[str, list[Run]]:
+    """Emit an event of ``agent_id``: create its runs and put the queued ones on RQ.
+
+    Returns (event id, the runs: ``queued``, ``deduped``, or ``pending`` for a snoozed task).
+    """
+    event_id, runs = create_event_runs(client, keys, settings, agent_id, name, data)
+    queued = [(run.id, run.priority) for run in runs if run.status == RunStatus.QUEUED]
+    if queued:
+        enqueue_runs(rq, keys, queued)
+    return event_id, runs
+
+
+def create_event_runs(
+    client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    agent_id: str,
+    name: str,
+    data: dict[str, Any] | None,
+) -> tuple[str, list[Run]]:
+    """The runs of an event, created but not enqueued (the caller enqueues the queued ones)."""
+    if not isinstance(name, str) or not name or len(name) > EVENT_NAME_MAX:
+        raise ValidationError("name", f"an event name is 1..{EVENT_NAME_MAX} characters")
+    event_id = str(uuid.uuid4())
+    event_json = _json.encode({"id": event_id, "name": name, "data": data or {}}).decode()
+    task_ids = [
+        str(t)
+        for t in client.zrange(keys.index(agent_id, TaskStatus.ACTIVE, ScheduleKind.EVENT), 0, -1)
+    ]
+    made: list[tuple[str, str]] = []
+    for start in range(0, len(task_ids), CHUNK):
+        made += _emit_chunk(
+            client,
+            keys,
+            settings,
+            agent_id,
+            name,
+            event_id,
+            event_json,
+            task_ids[start : start + CHUNK],
+        )
+    if not made:
+        return event_id, []
+    pipe = client.pipeline(transaction=False)
+    for run_id, _ in made:
+        pipe.hgetall(keys.run(run_id))
+    runs = [from_hash(Run, fields) for fields in pipe.execute() if fields]
+    return event_id, runs
+
+
+def _emit_chunk(
+    client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    agent_id: str,
+    name: str,
+    event_id: str,
+    event_json: str,
+    task_ids: list[str],
+) -> list[tuple[str, str]]:
+    """Create the runs of the tasks among ``task_ids`` whose pattern matches; retried when a
+    task changed between the read and the script."""
+    for _ in range(_RETRIES):
+        pipe = client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hmget(keys.task(task_id), "schedule_expr", "dedupe_key")
+        snapshots = pipe.execute()
+        key_list = [keys.outbox, keys.delayed]
+        args: list[Any] = [
+            clock.now_ms(),
+            agent_id,
+            event_json,
+            keys.run(""),
+            settings.run_history,
+            ms(settings.enqueue_grace_seconds),
+            keys.wake,
+        ]
+        for task_id, (expr, dedupe) in zip(task_ids, snapshots, strict=True):
+            if not matches(expr, name):
+                continue
+            run_id = str(uuid.uuid5(_RUN_NAMESPACE, f"{event_id}:{task_id}"))
+            key_list += [
+                keys.task(task_id),
+                keys.task_runs(task_id),
+                keys.run(run_id),
+                keys.dedupe(agent_id, dedupe) if dedupe else keys.run(run_id),
+            ]
+            args += [task_id, run_id, expr, dedupe or ""]
+        if len(key_list) == 2:
+            return []
+        reply = scripts.script(client, "emit_event")(keys=key_list, args=args)
+        if scripts.is_error(reply) and reply[0] == scripts.ErrorCode.STALE:
+            continue
+        scripts.check(reply)
+        return [(str(reply[i]), str(reply[i + 1])) for i in range(0, len(reply), 2)]
+    raise Conflict("run", "changing too fast to match the event; try again")

@@ -1,0 +1,335 @@
+"""The scheduler's Redis operations: claims with leases, occurrence commits, delayed-run
+release, the outbox sweep; and the plan of what one due occurrence turns into.
+
+Each operation is one Lua script (``lua/claim_due.lua``, ``commit_occurrence.lua``,
+``release_claims.lua``, ``release_delayed.lua``, ``sweep_outbox.lua``). The functions that
+build a script call take an optional pipeline, so the scheduler sends a whole batch of commits
+in one round trip; ``parse_*`` turn each reply into a record.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import redis
+
+from app import clock
+from app.core.schedules import parse_schedule
+from app.core.status import MisfirePolicy, ScheduleKind
+from app.core.task import Task
+from app.settings import Settings
+from app.store import scripts
+from app.store.keys import Keys
+from app.store.scripts import ErrorCode
+
+#: At most this many runs for the occurrences missed during one outage (``run_all``).
+MAX_CATCH_UP = 100
+#: Missed occurrences are counted up to this many for the ``misfires_skipped`` counter.
+MAX_SKIP_COUNT = 1000
+_RUN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "chime:scheduled-run")
+
+Schedule = Literal["due", "delayed"]
+
+
+def occurrence_run_id(task_id: str, occurrence_ms: int) -> str:
+    """The run id of a task's scheduled occurrence: the same whoever commits it, how often."""
+    return str(uuid.uuid5(_RUN_NAMESPACE, f"{task_id}:{occurrence_ms}"))
+
+
+def ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+# -- planning --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What committing one due occurrence does."""
+
+    #: the occurrence (the task's ``next_run_at``)
+    occurrence: int
+    #: ``scheduled_for`` of each run to create (empty when the misfire policy skips)
+    runs: tuple[int, ...]
+    #: the task's next occurrence, None when the schedule has none after this one
+    next_run_at: int | None
+    #: ``once``: no next occurrence leaves the task active until its run ends
+    mode: Literal["repeat", "once"]
+    #: the snoozed occurrence fires: the snooze ends
+    clear_snooze: bool
+    #: occurrences dropped by the misfire policy (counted up to ``MAX_SKIP_COUNT``)
+    skipped: int = 0
+
+
+def plan_occurrence(task: Task, now_ms: int, misfire_grace_ms: int) -> Plan:
+    """Decide the runs of ``task``'s due occurrence and its next one.
+
+    On time (within the misfire grace) the occurrence gets one run and the schedule goes on
+    from it; a snoozed occurrence goes on from the snoozed time, so occurrences inside the
+    snooze are skipped. An occurrence later than the grace was missed while no scheduler ran
+    and the task's misfire policy applies: ``run_once`` one catch-up run, then the first
+    occurrence after now; ``skip`` no run, then the first occurrence not yet missed (one
+    inside the grace still runs); ``run_all`` a run for each missed occurrence (at most
+    ``MAX_CATCH_UP``), then the first after now. Lateness counts from when the occurrence
+    became due or from the task's last change, whichever is later: a ``once`` task created for
+    a time already past is not a misfire.
+    """
+    occ = task.next_run_at
+    if occ is None:
+        raise ValueError(f"task {task.id} has no next_run_at")
+    schedule = parse_schedule(
+        task.schedule_kind, task.schedule_expr, task.timezone, clock.from_ms(task.created_at)
+    )
+    mode: Literal["repeat", "once"] = (
+        "once" if task.schedule_kind == ScheduleKind.ONCE else "repeat"
+    )
+    clear_snooze = task.snoozed_until is not None and task.snoozed_until <= occ
+
+    def after(t: int) -> int | None:
+        found = schedule.next_after(clock.from_ms(t))
+        return None if found is None else clock.to_ms(found)
+
+    def count_between(start: int, end: int) -> int:
+        if end <= start:
+            return 0
+        return len(schedule.between(clock.from_ms(start), clock.from_ms(end), MAX_SKIP_COUNT))
+
+    late = now_ms - max(occ, task.updated_at) > misfire_grace_ms
+    if not late:
+        return Plan(occ, (occ,), after(occ), mode, clear_snooze)
+    if task.misfire_policy == MisfirePolicy.SKIP:
+        cutoff = now_ms - misfire_grace_ms
+        skipped = 1 + count_between(occ, cutoff)
+        return Plan(occ, (), after(cutoff), mode, clear_snooze, skipped)
+    if task.misfire_policy == MisfirePolicy.RUN_ALL:
+        missed = schedule.between(clock.from_ms(occ), clock.from_ms(now_ms), MAX_CATCH_UP - 1)
+        runs = (occ, *(clock.to_ms(m) for m in missed))
+        skipped = 0
+        if len(runs) == MAX_CATCH_UP:
+            skipped = count_between(runs[-1], now_ms)
+        return Plan(occ, runs, after(now_ms), mode, clear_snooze, skipped)
+    return Plan(occ, (occ,), after(now_ms), mode, clear_snooze, count_between(occ, now_ms))
+
+
+# -- claims ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed member (task id or run id) and the token that proves the claim is ours."""
+
+    member: str
+    token: int
+
+
+def _schedule_keys(keys: Keys, schedule: Schedule) -> tuple[str, str]:
+    if schedule == "due":
+        return keys.due, keys.claims
+    return keys.delayed, keys.delayed_claims
+
+
+def claim(
+    client: redis.Redis,
+    keys: Keys,
+    schedule: Schedule,
+    now_ms: int,
+    lease_ms: int,
+    limit: int,
+) -> list[Claim]:
+    """Claim up to ``limit`` due tasks (or delayed runs), lapsed claims of others first."""
+    if lease_ms <= 0 or limit <= 0:
+        raise ValueError("lease and batch size must be positive")
+    source, claims = _schedule_keys(keys, schedule)
+    flat = scripts.script(client, "claim_due")(
+        keys=[source, claims], args=[now_ms, lease_ms, limit]
+    )
+    return [Claim(str(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def release_claims(
+    client: redis.Redis, keys: Keys, schedule: Schedule, claims: Sequence[Claim]
+) -> tuple[int, int]:
+    """Give claims still ours back to their schedule at the time their record holds now.
+
+    Returns (released, dropped): a record that no longer qualifies only loses its claim.
+    """
+    if not claims:
+        return 0, 0
+    source, claims_key = _schedule_keys(keys, schedule)
+    if schedule == "due":
+        records = [keys.task(c.member) for c in claims]
+        time_field, status = "next_run_at", "active"
+    else:
+        records = [keys.run(c.member) for c in claims]
+        time_field, status = "next_attempt_at", "pending"
+    args: list[Any] = [keys.wake, time_field, status]
+    for c in claims:
+        args += [c.member, c.token]
+    released, dropped = scripts.script(client, "release_claims")(
+        keys=[source, claims_key, *records], args=args
+    )
+    return int(released), int(dropped)
+
+
+# -- commits ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Commit:
+    """The reply of one occurrence commit.
+
+    ``outcome``: ``committed`` (``runs`` made), ``released`` (the occurrence no longer stood:
+    ``reason``), ``lost`` (the claim had been taken over), ``stale`` (read the task again).
+    """
+
+    outcome: Literal["committed", "released", "lost", "stale"]
+    #: (run id, status, priority): status ``queued``, ``deduped`` or ``exists``
+    runs: list[tuple[str, str, int]] = field(default_factory=list)
+    next_run_at: int | None = None
+    completed: bool = False
+    reason: str = ""
+
+
+def commit_occurrence(
+    client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    task: Task,
+    token: int,
+    plan: Plan,
+    now_ms: int,
+    pipe: Any = None,
+) -> Any:
+    """Send the commit of ``plan``; with ``pipe``, queue it there (parse the reply later)."""
+    run_ids = [occurrence_run_id(task.id, at) for at in plan.runs]
+    dedupe = task.dedupe_key or ""
+    key_list = [
+        keys.task(task.id),
+        keys.due,
+        keys.claims,
+        keys.task_runs(task.id),
+        keys.outbox,
+        keys.delayed,
+        keys.dedupe(task.created_by, dedupe) if dedupe else keys.task(task.id),
+        *keys.indexes(task.created_by, "active", task.schedule_kind),
+        *keys.indexes(task.created_by, "completed", task.schedule_kind),
+        *(keys.run(run_id) for run_id in run_ids),
+    ]
+    args: list[Any] = [
+        now_ms,
+        task.id,
+        token,
+        task.sched_version,
+        plan.occurrence,
+        "" if plan.next_run_at is None else plan.next_run_at,
+        plan.mode,
+        "1" if plan.clear_snooze else "0",
+        dedupe,
+        keys.wake,
+        keys.run(""),
+        settings.run_history,
+        ms(settings.enqueue_grace_seconds),
+    ]
+    for run_id, at in zip(run_ids, plan.runs, strict=True):
+        args += [run_id, at]
+    return scripts.script(client, "commit_occurrence")(
+        keys=key_list, args=args, client=pipe if pipe is not None else client
+    )
+
+
+def parse_commit(reply: Any) -> Commit:
+    if scripts.is_error(reply):
+        code = ErrorCode(reply[0])
+        if code is ErrorCode.LOST:
+            return Commit("lost")
+        if code is ErrorCode.STALE:
+            return Commit("stale", reason=str(reply[1]))
+        scripts.check(reply)
+    if reply[0] == "released":
+        return Commit("released", reason=str(reply[1]))
+    runs = [(str(reply[i]), str(reply[i + 1]), int(reply[i + 2])) for i in range(3, len(reply), 3)]
+    return Commit(
+        "committed",
+        runs=runs,
+        next_run_at=int(reply[1]) if reply[1] != "" else None,
+        completed=bool(int(reply[2])),
+    )
+
+
+# -- delayed runs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Release:
+    """The reply of one delayed-run release.
+
+    ``outcome``: ``queued`` / ``deduped`` (released; ``priority`` set), ``delayed`` (held until
+    ``until``), ``dropped`` (not pending any more: ``detail`` is its status), ``lost``,
+    ``stale``.
+    """
+
+    outcome: Literal["queued", "deduped", "delayed", "dropped", "lost", "stale"]
+    priority: int = 5
+    until: int | None = None
+    detail: str = ""
+
+
+def release_delayed(
+    client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    run_id: str,
+    task_id: str | None,
+    agent_id: str | None,
+    dedupe_key: str | None,
+    token: int,
+    now_ms: int,
+    pipe: Any = None,
+) -> Any:
+    """Send the release of one claimed delayed run; with ``pipe``, queue it there."""
+    dedupe = dedupe_key or ""
+    run_key = keys.run(run_id)
+    key_list = [
+        run_key,
+        keys.task(task_id) if task_id else run_key,
+        keys.delayed,
+        keys.delayed_claims,
+        keys.outbox,
+        keys.dedupe(agent_id, dedupe) if dedupe and agent_id else run_key,
+    ]
+    args: list[Any] = [now_ms, run_id, token, dedupe, ms(settings.enqueue_grace_seconds), keys.wake]
+    return scripts.script(client, "release_delayed")(
+        keys=key_list, args=args, client=pipe if pipe is not None else client
+    )
+
+
+def parse_release(reply: Any) -> Release:
+    if scripts.is_error(reply):
+        code = ErrorCode(reply[0])
+        if code is ErrorCode.LOST:
+            return Release("lost")
+        if code is ErrorCode.STALE:
+            return Release("stale", detail=str(reply[1]))
+        scripts.check(reply)
+    outcome = str(reply[0])
+    if outcome in ("queued", "deduped"):
+        return Release(outcome, priority=int(reply[1]))  # type: ignore[arg-type]
+    if outcome == "delayed":
+        return Release("delayed", until=int(reply[1]))
+    return Release("dropped", detail=str(reply[1]))
+
+
+# -- outbox ----------------------------------------------------------------------------------
+
+
+def sweep_outbox(
+    client: redis.Redis, keys: Keys, now_ms: int, grace_ms: int, limit: int
+) -> list[str]:
+    """Take up to ``limit`` queued runs whose enqueue was never confirmed (deadline passed)."""
+    if grace_ms <= 0 or limit <= 0:
+        raise ValueError("grace and batch size must be positive")
+    found = scripts.script(client, "sweep_outbox")(
+        keys=[keys.outbox], args=[now_ms, grace_ms, limit]
+    )
+    return [str(x) for x in found]

@@ -1,0 +1,129 @@
+-- Commit one claimed occurrence of a task: create its run(s), move the task to its next
+-- occurrence in due (or complete it), and drop the claim, at once. The caller planned the
+-- commit from a snapshot of the task (status, sched_version, next_run_at, dedupe_key) read
+-- after the claim; a pause, cancel, snooze or schedule change that raced with the claim bumped
+-- sched_version and placed the task itself, so it wins: the claim is dropped and no run made.
+-- Run ids are derived from (task id, occurrence), so a commit repeated after a crash or by a
+-- scheduler that took the claim over creates nothing twice.
+--
+-- KEYS[1]  task hash
+-- KEYS[2]  due zset
+-- KEYS[3]  claims zset
+-- KEYS[4]  the task's runs zset
+-- KEYS[5]  outbox zset
+-- KEYS[6]  delayed zset
+-- KEYS[7]  dedupe key of the task's dedupe_key (the task hash again when it has none)
+-- KEYS[8..15]   the 8 listing indexes of (agent, active, kind)
+-- KEYS[16..23]  the 8 listing indexes of (agent, completed, kind)
+-- KEYS[24..]    one run hash per run in ARGV[14..], in the same order
+-- ARGV[1]  now (ms)
+-- ARGV[2]  task id
+-- ARGV[3]  claim token (the lease expiry claim_due gave)
+-- ARGV[4]  sched_version of the snapshot
+-- ARGV[5]  occurrence (ms): the snapshot's next_run_at
+-- ARGV[6]  next_run_at after this occurrence (ms), '' when the schedule has none
+-- ARGV[7]  'repeat' (cron, rrule: no next occurrence completes the task) or 'once' (the task
+--          leaves due and completes when its run ends; here only when no run will go on)
+-- ARGV[8]  '1' to clear snoozed_until and snooze_reason (the snoozed occurrence fired)
+-- ARGV[9]  the task's dedupe_key in the snapshot ('' for none)
+-- ARGV[10] wake channel
+-- ARGV[11] run key prefix ('{chime}:run:')
+-- ARGV[12] run history cap per task
+-- ARGV[13] outbox grace (ms)
+-- ARGV[14..] run_id, scheduled_for (ms) pairs: the runs of this occurrence (none when a
+--          misfire policy skips it)
+-- Returns {'committed', next_run_at or '', completed (0/1), run_id, status, priority, ...}
+-- with each run's status ('queued', 'deduped', or 'exists' for a run made before);
+-- {'released', reason}: the claim was ours but the occurrence no longer stands (reason:
+-- 'task' gone, 'status:<status>', 'version', 'moved'); the claim is dropped, no run is made,
+-- and an active task found in neither due nor a claim goes back in due at its next_run_at;
+-- {-5, 'claim'} the claim is not ours (taken over after its lease): nothing changed;
+-- {-3, 'dedupe_key'} the task's dedupe_key changed since the snapshot: nothing changed.
+
+-- @include "includes/task_common.lua"
+-- @include "includes/create_run.lua"
+
+local task_key, due_key, claims_key, runs_key, outbox_key, delayed_key, dedupe_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local now, task_id, token, version, occurrence, next_run_at, mode, clear_snooze, dedupe_raw,
+  wake, run_prefix, cap, grace =
+  ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],
+  ARGV[10], ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+
+local held = redis.call('ZSCORE', claims_key, task_id)
+if not held or tonumber(held) ~= token then
+  return {-5, 'claim'}
+end
+
+local t = redis.call('HMGET', task_key, 'status', 'sched_version', 'next_run_at', 'dedupe_key')
+local reason
+if not t[1] then
+  reason = 'task'
+elseif t[1] ~= 'active' then
+  reason = 'status:' .. t[1]
+elseif (t[2] or '0') ~= version then
+  reason = 'version'
+elseif t[3] ~= occurrence then
+  reason = 'moved'
+end
+if reason then
+  redis.call('ZREM', claims_key, task_id)
+  if t[1] == 'active' and t[3] and not redis.call('ZSCORE', due_key, task_id) then
+    chime_set_due(due_key, wake, task_id, t[3])
+  end
+  return {'released', reason}
+end
+if (t[4] or '') ~= dedupe_raw then
+  return {-3, 'dedupe_key'}
+end
+
+-- every check passed: write
+if dedupe_raw == '' then
+  dedupe_key = ''
+end
+local out = {'committed', next_run_at, 0}
+local live = false
+for i = 14, #ARGV, 2 do
+  local run_id, scheduled_for = ARGV[i], ARGV[i + 1]
+  local run_key = KEYS[24 + (i - 14) / 2]
+  local status = chime_create_run({
+    task_id = task_id, task_key = task_key, runs_key = runs_key, run_key = run_key,
+    outbox_key = outbox_key, delayed_key = delayed_key, dedupe_key = dedupe_key,
+    run_key_prefix = run_prefix, run_id = run_id, trigger = 'schedule',
+    scheduled_for = scheduled_for, now = now, event_json = '', history_cap = cap,
+    grace_ms = grace
+  })
+  if not status then
+    status = 'exists'
+    if redis.call('HGET', run_key, 'status') ~= 'deduped' then
+      live = true
+    end
+  elseif status ~= 'deduped' then
+    live = true
+  end
+  out[#out + 1] = run_id
+  out[#out + 1] = status
+  out[#out + 1] = redis.call('HGET', run_key, 'priority') or '5'
+end
+
+if clear_snooze == '1' then
+  redis.call('HDEL', task_key, 'snoozed_until', 'snooze_reason')
+end
+if next_run_at ~= '' then
+  redis.call('HSET', task_key, 'next_run_at', next_run_at)
+  chime_set_due(due_key, wake, task_id, next_run_at)
+else
+  redis.call('HDEL', task_key, 'next_run_at')
+  if mode == 'repeat' or not live then
+    redis.call('HSET', task_key, 'status', 'completed', 'updated_at', now)
+    local old_idx, new_idx = {}, {}
+    for i = 8, 15 do
+      old_idx[#old_idx + 1] = KEYS[i]
+      new_idx[#new_idx + 1] = KEYS[i + 8]
+    end
+    chime_reindex(old_idx, new_idx, task_id, redis.call('HGET', task_key, 'created_at'))
+    out[3] = 1
+  end
+end
+redis.call('ZREM', claims_key, task_id)
+return out

@@ -1,0 +1,114 @@
+"""Tasks made through the task store, and schedulers, for the scheduler and its scripts' tests."""
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import redis
+from rq import Queue
+
+from app import clock
+from app.core.task import Run, Task
+from app.settings import Settings
+from app.store.codec import from_hash, to_hash
+from app.store.keys import QUEUE_NAMES, Keys
+from app.store.tasks import TaskStore
+
+AGENT = "6f1d2c3b-8a9e-4f10-9b2c-3d4e5f607182"
+OTHER_AGENT = "7a2e3d4c-9b0f-4a21-8c3d-4e5f60718293"
+PAYLOAD: dict[str, Any] = {
+    "steps": [{"name": "hello", "action": "log", "params": {"message": "hi"}}]
+}
+
+
+def make_task(**kw: Any) -> Task:
+    """A task record as the API would build it (the store fills in ``next_run_at``)."""
+    now = clock.now_ms()
+    fields: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "title": "t",
+        "description": "",
+        "schedule_kind": "cron",
+        "schedule_expr": "* * * * *",
+        "payload": PAYLOAD,
+        "created_by": AGENT,
+        "created_at": now,
+        "updated_at": now,
+    }
+    fields.update(kw)
+    return Task(**fields)
+
+
+def create(store: TaskStore, **kw: Any) -> Task:
+    task, _ = store.create(make_task(**kw))
+    return task
+
+
+def once_at(ms: int) -> str:
+    """A ``once`` schedule expression for the instant ``ms``."""
+    return clock.iso(ms) or ""
+
+
+def runs_of(r: redis.Redis, keys: Keys, task_id: str) -> list[Run]:
+    """The task's runs, oldest occurrence first."""
+    ids = r.zrange(keys.task_runs(task_id), 0, -1)
+    pipe = r.pipeline(transaction=False)
+    for run_id in ids:
+        pipe.hgetall(keys.run(run_id))
+    return [from_hash(Run, f) for f in pipe.execute() if f]
+
+
+def rq_job_ids(rq: redis.Redis) -> list[str]:
+    """Every job id waiting on Chime's RQ queues, duplicates included."""
+    out: list[str] = []
+    for name in QUEUE_NAMES:
+        key = Queue(name, connection=rq).key
+        out += [x.decode() for x in rq.lrange(key, 0, -1)]
+    return out
+
+
+def settings_with(base: Settings, **kw: Any) -> Settings:
+    return replace(base, **kw)
+
+
+def db_state(r: redis.Redis) -> dict[str, Any]:
+    """Every key with its type and content, to assert that a refused script changed nothing."""
+    out: dict[str, Any] = {}
+    for key in sorted(r.keys("*")):
+        kind = r.type(key)
+        if kind == "hash":
+            out[key] = (kind, r.hgetall(key))
+        elif kind == "zset":
+            out[key] = (kind, r.zrange(key, 0, -1, withscores=True))
+        elif kind == "list":
+            out[key] = (kind, r.lrange(key, 0, -1))
+        elif kind == "set":
+            out[key] = (kind, sorted(r.smembers(key)))
+        else:
+            out[key] = (kind, r.get(key), r.pttl(key) > 0)
+    return out
+
+
+def add_run(r: redis.Redis, keys: Keys, task: Task, **kw: Any) -> Run:
+    """Store a run of ``task`` directly (for release tests): pending in delayed by default."""
+    now = clock.now_ms()
+    fields: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "task_id": task.id,
+        "agent_id": task.created_by,
+        "trigger": "schedule",
+        "scheduled_for": now,
+        "created_at": now,
+        "status": "pending",
+        "attempt": 2,
+        "max_attempts": task.max_retries + 1,
+        "priority": task.priority,
+        "next_attempt_at": now,
+    }
+    fields.update(kw)
+    run = Run(**fields)
+    r.hset(keys.run(run.id), mapping=to_hash(run))
+    r.zadd(keys.task_runs(task.id), {run.id: run.created_at})
+    if run.status == "pending" and run.next_attempt_at is not None:
+        r.zadd(keys.delayed, {run.id: run.next_attempt_at})
+    return run
