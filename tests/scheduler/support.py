@@ -1,7 +1,13 @@
 """Tasks made through the task store, and schedulers, for the scheduler and its scripts' tests."""
 
+import os
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -112,3 +118,46 @@ def add_run(r: redis.Redis, keys: Keys, task: Task, **kw: Any) -> Run:
     if run.status == "pending" and run.next_attempt_at is not None:
         r.zadd(keys.delayed, {run.id: run.next_attempt_at})
     return run
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn_scheduler(
+    redis_url: str, log: Path, *command: str, **env: str
+) -> "subprocess.Popen[bytes]":
+    """A scheduler process (``python -m workers.scheduler`` unless ``command`` says otherwise)
+    on the test Redis, its log in ``log``; ``env`` adds CHIME_* settings."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CHIME_") and k != "REDIS_URL"}
+    base.update({"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **env})
+    argv = command or ("-m", "workers.scheduler")
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, *argv], env=base, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def process_state(pid: int) -> str:
+    """The kernel's one-letter state of ``pid`` (``T``: stopped); '' when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def wait_for(what: Callable[[], Any], timeout: float = 20.0, every: float = 0.02) -> Any:
+    """Poll until ``what()`` is truthy; its value, or AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def wake_subscribers(r: redis.Redis, keys: Keys) -> int:
+    """How many connections listen on the wake channel."""
+    return int(dict(r.pubsub_numsub(keys.wake)).get(keys.wake, 0))

@@ -1,0 +1,45 @@
+"""Fixtures for the scheduler tests: the task store, an RQ client and in-process schedulers."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from app.settings import Settings
+from app.store.enqueue import rq_connection
+from app.store.keys import Keys
+from app.store.tasks import TaskStore
+from tests.scheduler.support import settings_with
+from workers.scheduler import Scheduler
+
+
+@pytest.fixture
+def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
+    return TaskStore(r, keys, settings)
+
+
+@pytest.fixture
+def rq(redis_url: str) -> Iterator[redis.Redis]:
+    client = rq_connection(redis_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def make_scheduler(settings: Settings) -> Iterator[Callable[..., Scheduler]]:
+    """Schedulers with their own clients; ``make_scheduler(hook=..., claim_batch=...)`` takes
+    Scheduler arguments and settings overrides."""
+    made: list[Scheduler] = []
+
+    def make(**kw: Any) -> Scheduler:
+        own = {k: kw.pop(k) for k in ("hook", "max_sleep") if k in kw}
+        scheduler = Scheduler(settings_with(settings, **kw), **own)
+        made.append(scheduler)
+        return scheduler
+
+    yield make
+    for scheduler in made:
+        scheduler.close()

@@ -1,0 +1,496 @@
+"""``chime scheduler``: turn due occurrences into runs on RQ, exactly once, on time.
+
+One pass claims a batch of due tasks (``lua/claim_due.lua``: out of ``due`` into ``claims``
+under a lease), reads them, plans each occurrence in Python (next time, misfire policy) and
+commits the batch in one pipeline (``lua/commit_occurrence.lua``: runs with ids derived from
+task and occurrence, next place in ``due``, claim dropped), then enqueues the queued runs on
+RQ in one transaction that also clears their outbox entries. Delayed runs (retry backoff,
+snoozed event runs) are claimed and released the same way, and queued runs whose enqueue was
+never confirmed are swept from the outbox and enqueued again. A scheduler that dies anywhere
+leaves claims that another one takes over when their lease lapses, and outbox entries that
+are enqueued again after the grace: nothing is lost and no occurrence runs twice.
+
+Between passes the scheduler sleeps until the earliest time in any of those sets, and wakes at
+once on a message on ``keys.wake`` (published when a task becomes the earliest in ``due``), so
+it neither polls nor runs late. Writes nobody announces (a worker parking a retry, an outbox
+deadline) are bounded by a longest sleep of a few seconds.
+"""
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import redis
+
+from app import clock
+from app.core.errors import ConfigError
+from app.core.schedules import parse_schedule
+from app.core.status import RUN_TERMINAL, RunStatus, ScheduleKind, TaskStatus, Trigger
+from app.core.task import Task
+from app.settings import Settings
+from app.store import scripts, stats
+from app.store.codec import from_hash
+from app.store.enqueue import enqueue_runs, rq_connection
+from app.store.keys import Keys
+from app.store.scheduling import (
+    Claim,
+    claim,
+    commit_occurrence,
+    ms,
+    parse_commit,
+    parse_release,
+    plan_occurrence,
+    release_claims,
+    release_delayed,
+    sweep_outbox,
+)
+
+logger = logging.getLogger("chime.scheduler")
+
+#: ``after_claim`` or ``after_commit``: the process stops itself there (SIGSTOP), for tests
+#: that kill a scheduler at the worst moment.
+HALT_ENV = "CHIME_SCHEDULER_TEST_HALT"
+HALT_POINTS = frozenset({"after_claim", "after_commit"})
+#: The longest sleep: bounds the delay of writes that publish no wake-up.
+MAX_SLEEP_SECONDS = 5.0
+#: A sleep is cut into slices this long so a stop request is seen quickly (no Redis traffic).
+_STOP_CHECK_SECONDS = 0.2
+_WAKE_LEAD_SECONDS = 0.002
+_WAKE_STEP_SECONDS = 0.0002
+_RETRIES = 5
+_SCRIPTS = ("claim_due", "commit_occurrence", "release_claims", "release_delayed", "sweep_outbox")
+_ERROR_BACKOFF_SECONDS = 1.0
+
+
+@dataclass
+class PassResult:
+    """What one pass did."""
+
+    claimed: int = 0
+    #: runs created for scheduled occurrences, by status
+    runs: Counter[str] = field(default_factory=Counter)
+    #: delayed runs released, by outcome
+    released: Counter[str] = field(default_factory=Counter)
+    swept: int = 0
+    enqueued: int = 0
+    #: a batch came back full: more is due, go again without sleeping
+    more: bool = False
+
+
+class Scheduler:
+    """The scheduler loop; tests drive it with :meth:`run_once` or run :meth:`run` in a thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: redis.Redis | None = None,
+        rq: redis.Redis | None = None,
+        max_sleep: float | None = None,
+        hook: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.r = client or redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.rq = rq or rq_connection(settings.redis_url)
+        self.lease_ms = ms(settings.claim_lease_seconds)
+        self.grace_ms = ms(settings.enqueue_grace_seconds)
+        self.misfire_ms = ms(settings.misfire_grace_seconds)
+        self.batch = settings.claim_batch
+        self.max_sleep = (
+            max_sleep
+            if max_sleep is not None
+            else min(MAX_SLEEP_SECONDS, settings.enqueue_grace_seconds)
+        )
+        #: called at ``after_claim`` and ``after_commit`` (tests: stop or race right there)
+        self.hook = hook
+        #: claims taken and not yet committed: given back on stop
+        self._held: dict[str, Claim] = {}
+        self._held_delayed: dict[str, Claim] = {}
+
+    # -- one pass ----------------------------------------------------------------------------
+
+    def run_once(self) -> PassResult:
+        """Claim and commit due tasks, release delayed runs, sweep the outbox: once each."""
+        return self._pass(due=True, delayed=True, outbox=True)
+
+    def _pass(self, *, due: bool, delayed: bool, outbox: bool) -> PassResult:
+        result = PassResult()
+        if due:
+            self._due_tasks(clock.now_ms(), result)
+        if delayed:
+            self._delayed_runs(clock.now_ms(), result)
+        if outbox:
+            self._sweep(clock.now_ms(), result)
+        return result
+
+    def _due_tasks(self, now: int, result: PassResult) -> None:
+        claims = claim(self.r, self.keys, "due", now, self.lease_ms, self.batch)
+        if not claims:
+            return
+        result.claimed += len(claims)
+        result.more = result.more or len(claims) >= self.batch
+        self._held.update((c.member, c) for c in claims)
+        self._halt("after_claim")
+
+        queued: list[tuple[str, int]] = []
+        skipped = 0
+        pending: Sequence[Claim] = claims
+        for _ in range(_RETRIES):
+            tasks = self._load_tasks([c.member for c in pending])
+            give_back: list[Claim] = []
+            commits: list[tuple[Claim, Task, Any]] = []
+            for c, task in zip(pending, tasks, strict=True):
+                if (
+                    task is None
+                    or task.status != TaskStatus.ACTIVE
+                    or task.schedule_kind == ScheduleKind.EVENT
+                    or task.next_run_at is None
+                    or task.next_run_at > now
+                ):
+                    give_back.append(c)
+                    continue
+                try:
+                    plan = plan_occurrence(task, now, self.misfire_ms)
+                except Exception:
+                    # left claimed: retried when the lease lapses, and logged each time
+                    logger.exception("scheduler.plan_failed", extra={"task_id": task.id})
+                    self._held.pop(c.member, None)
+                    continue
+                commits.append((c, task, plan))
+            if give_back:
+                release_claims(self.r, self.keys, "due", give_back)
+                for c in give_back:
+                    self._held.pop(c.member, None)
+            stale: list[Claim] = []
+            if commits:
+                pipe = self.r.pipeline(transaction=False)
+                for c, task, plan in commits:
+                    commit_occurrence(
+                        self.r, self.keys, self.settings, task, c.token, plan, now, pipe=pipe
+                    )
+                replies = pipe.execute(raise_on_error=False)
+                for (c, task, plan), reply in zip(commits, replies, strict=True):
+                    if isinstance(reply, Exception):
+                        logger.error(
+                            "scheduler.commit_failed", extra={"task_id": task.id, "error": reply}
+                        )
+                        self._held.pop(c.member, None)
+                        continue
+                    commit = parse_commit(reply)
+                    if commit.outcome == "stale":
+                        stale.append(c)
+                        continue
+                    self._held.pop(c.member, None)
+                    if commit.outcome != "committed":
+                        continue
+                    skipped += plan.skipped
+                    for run_id, status, priority in commit.runs:
+                        result.runs[status] += 1
+                        if status == RunStatus.QUEUED:
+                            queued.append((run_id, priority))
+            pending = stale
+            if not pending:
+                break
+        self._halt("after_commit")
+        if queued:
+            enqueue_runs(self.rq, self.keys, queued)
+            result.enqueued += len(queued)
+        self._count(len(claims), result.runs, skipped)
+        logger.debug(
+            "scheduler.batch",
+            extra={"claimed": len(claims), "enqueued": len(queued), "skipped": skipped},
+        )
+
+    def _load_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(self.keys.task(task_id))
+        return [from_hash(Task, f) if f else None for f in pipe.execute()]
+
+    def _delayed_runs(self, now: int, result: PassResult) -> None:
+        claims = claim(self.r, self.keys, "delayed", now, self.lease_ms, self.batch)
+        if not claims:
+            return
+        result.more = result.more or len(claims) >= self.batch
+        self._held_delayed.update((c.member, c) for c in claims)
+        queued: list[tuple[str, int]] = []
+        pending: Sequence[Claim] = claims
+        for _ in range(_RETRIES):
+            pipe = self.r.pipeline(transaction=False)
+            for c in pending:
+                pipe.hmget(self.keys.run(c.member), "task_id", "agent_id")
+            owners: list[list[str | None]] = pipe.execute()
+            pipe = self.r.pipeline(transaction=False)
+            for task_id, _agent in owners:
+                pipe.hget(self.keys.task(task_id or ""), "dedupe_key")
+            dedupes: list[str | None] = pipe.execute()
+            pipe = self.r.pipeline(transaction=False)
+            for c, (task_id, agent), dedupe in zip(pending, owners, dedupes, strict=True):
+                release_delayed(
+                    self.r,
+                    self.keys,
+                    self.settings,
+                    c.member,
+                    task_id,
+                    agent,
+                    dedupe,
+                    c.token,
+                    now,
+                    pipe=pipe,
+                )
+            stale: list[Claim] = []
+            for c, reply in zip(pending, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(reply, Exception):
+                    logger.error(
+                        "scheduler.release_failed", extra={"run_id": c.member, "error": reply}
+                    )
+                    self._held_delayed.pop(c.member, None)
+                    continue
+                release = parse_release(reply)
+                if release.outcome == "stale":
+                    stale.append(c)
+                    continue
+                self._held_delayed.pop(c.member, None)
+                result.released[release.outcome] += 1
+                if release.outcome == "queued":
+                    queued.append((c.member, release.priority))
+            pending = stale
+            if not pending:
+                break
+        if queued:
+            enqueue_runs(self.rq, self.keys, queued)
+            result.enqueued += len(queued)
+
+    def _sweep(self, now: int, result: PassResult) -> None:
+        run_ids = sweep_outbox(self.r, self.keys, now, self.grace_ms, self.batch)
+        if not run_ids:
+            return
+        result.more = result.more or len(run_ids) >= self.batch
+        pipe = self.r.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.hmget(self.keys.run(run_id), "status", "priority")
+        queued: list[tuple[str, int]] = []
+        gone: list[str] = []
+        for run_id, (status, priority) in zip(run_ids, pipe.execute(), strict=True):
+            if status == RunStatus.QUEUED:
+                queued.append((run_id, int(priority or 5)))
+            elif status is None or status in RUN_TERMINAL:
+                gone.append(run_id)
+        if queued:
+            enqueue_runs(self.rq, self.keys, queued)
+            result.enqueued += len(queued)
+            result.swept += len(queued)
+            logger.warning("scheduler.outbox_enqueued_again", extra={"runs": len(queued)})
+        if gone:
+            self.r.zrem(self.keys.outbox, *gone)
+
+    def _count(self, claimed: int, runs: Counter[str], skipped: int) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        stats.observe_batch(pipe, self.keys, claimed)
+        for status, n in runs.items():
+            if status in (RunStatus.QUEUED, RunStatus.DEDUPED):
+                stats.incr(pipe, self.keys, stats.run_field(status, Trigger.SCHEDULE), n)
+                if status == RunStatus.DEDUPED:
+                    stats.incr(pipe, self.keys, stats.DEDUPE_SUPPRESSED, n)
+        if skipped:
+            stats.incr(pipe, self.keys, stats.MISFIRES_SKIPPED, skipped)
+        pipe.execute()
+
+    def _halt(self, point: str) -> None:
+        if self.hook is not None:
+            self.hook(point)
+
+    # -- sleeping ----------------------------------------------------------------------------
+
+    def next_times(self) -> dict[str, int | None]:
+        """The earliest score of each set the scheduler acts on (None when empty)."""
+        k = self.keys
+        names = {
+            "due": k.due,
+            "claims": k.claims,
+            "delayed": k.delayed,
+            "delayed_claims": k.delayed_claims,
+            "outbox": k.outbox,
+        }
+        pipe = self.r.pipeline(transaction=False)
+        for key in names.values():
+            pipe.zrange(key, 0, 0, withscores=True)
+        out: dict[str, int | None] = {}
+        for name, first in zip(names, pipe.execute(), strict=True):
+            out[name] = int(first[0][1]) if first else None
+        return out
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; then give back claims in hand."""
+        logger.info("scheduler.started", extra={"batch": self.batch, "lease_ms": self.lease_ms})
+        pubsub: Any = None
+        try:
+            while not stop.is_set():
+                try:
+                    if pubsub is None:
+                        pubsub = self._subscribe()
+                        self.warm_up()
+                    self._step(pubsub, stop)
+                except redis.RedisError as exc:
+                    logger.warning("scheduler.redis_error", extra={"error": str(exc)})
+                    _close(pubsub)
+                    pubsub = None
+                    stop.wait(_ERROR_BACKOFF_SECONDS)
+                except Exception:
+                    logger.exception("scheduler.error")
+                    stop.wait(_ERROR_BACKOFF_SECONDS)
+        finally:
+            _close(pubsub)
+            self.release()
+            logger.info("scheduler.stopped")
+
+    def _subscribe(self) -> Any:
+        """Subscribe to wake-ups and wait for the confirmation, so none published after this
+        returns can be missed."""
+        pubsub = self.r.pubsub()  # type: ignore[no-untyped-call]
+        pubsub.subscribe(self.keys.wake)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            msg = pubsub.get_message(timeout=1.0)
+            if msg is not None and msg["type"] == "subscribe":
+                return pubsub
+        raise redis.ConnectionError("no confirmation of the wake-up subscription")
+
+    def _step(self, pubsub: Any, stop: threading.Event) -> None:
+        # drop wake-ups already received: the times read next include what they announced
+        while pubsub.get_message(timeout=0.0) is not None:
+            pass
+        times = self.next_times()
+        now = clock.now_ms()
+        due = _at_or_before(now, times["due"], times["claims"])
+        delayed = _at_or_before(now, times["delayed"], times["delayed_claims"])
+        outbox = _at_or_before(now, times["outbox"])
+        if due or delayed or outbox:
+            self._pass(due=due, delayed=delayed, outbox=outbox)
+            return
+        known = [t for t in times.values() if t is not None]
+        if not known:
+            self._sleep(pubsub, stop, self.max_sleep)
+            return
+        wake_at = min(known)
+        sleep = (wake_at - now) / 1000
+        if sleep > self.max_sleep:
+            self._sleep(pubsub, stop, self.max_sleep)
+            return
+        # the wait on the socket may overshoot by a millisecond or two: it ends a little early
+        # and short sleeps reach the due millisecond itself
+        if self._sleep(pubsub, stop, sleep - _WAKE_LEAD_SECONDS) or stop.is_set():
+            return
+        while (now := clock.now_ms()) < wake_at:
+            time.sleep(_WAKE_STEP_SECONDS)
+        # act on the earliest time at once, without reading the times again
+        self._pass(
+            due=_at_or_before(now, times["due"], times["claims"]),
+            delayed=_at_or_before(now, times["delayed"], times["delayed_claims"]),
+            outbox=_at_or_before(now, times["outbox"]),
+        )
+
+    def _sleep(self, pubsub: Any, stop: threading.Event, seconds: float) -> bool:
+        """Wait ``seconds``; True when a wake-up message cut the wait short."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            msg = pubsub.get_message(timeout=min(left, _STOP_CHECK_SECONDS))
+            if msg is not None and msg["type"] == "message":
+                return True
+        return False
+
+    def warm_up(self) -> None:
+        """Open both connections, load every script and the time zone database now, so the
+        first due task does not pay for them."""
+        self.rq.ping()
+        for name in _SCRIPTS:
+            self.r.script_load(scripts.source(name))
+        now = clock.now()
+        for kind, expr in (("cron", "* * * * *"), ("rrule", "RRULE:FREQ=DAILY"), ("once", "")):
+            parse_schedule(kind, expr or clock.iso(clock.now_ms()), "UTC", now).next_after(now)
+
+    def release(self) -> None:
+        """Give every claim in hand back to its schedule (a stop between claim and commit)."""
+        try:
+            if self._held:
+                release_claims(self.r, self.keys, "due", list(self._held.values()))
+            if self._held_delayed:
+                release_claims(self.r, self.keys, "delayed", list(self._held_delayed.values()))
+        except redis.RedisError as exc:
+            logger.warning("scheduler.release_failed", extra={"error": str(exc)})
+            return
+        self._held.clear()
+        self._held_delayed.clear()
+
+    def close(self) -> None:
+        self.r.close()
+        self.rq.close()
+
+
+def _at_or_before(now: int, *times: int | None) -> bool:
+    return any(t is not None and t <= now for t in times)
+
+
+def _close(pubsub: Any) -> None:
+    if pubsub is not None:
+        with contextlib.suppress(redis.RedisError):
+            pubsub.close()
+
+
+def halt_hook(point: str | None) -> Callable[[str], None] | None:
+    """The test hook of ``CHIME_SCHEDULER_TEST_HALT``: stop this process (SIGSTOP) at ``point``
+    so a test can ``kill -9`` it there."""
+    if point is None:
+        return None
+    if point not in HALT_POINTS:
+        raise ConfigError(f"{HALT_ENV} must be one of {', '.join(sorted(HALT_POINTS))}")
+
+    def halt(at: str) -> None:
+        if at == point:
+            logger.warning("scheduler.halting", extra={"point": at})
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    return halt
+
+
+def main(settings: Settings) -> None:
+    """``chime scheduler``: run until SIGTERM or SIGINT, then finish the batch in hand, give
+    back claims and return (exit status 0)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logger.info("scheduler.stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    scheduler = Scheduler(settings, hook=halt_hook(os.environ.get(HALT_ENV) or None))
+    try:
+        scheduler.run(stop)
+    finally:
+        scheduler.close()
+
+
+if __name__ == "__main__":
+    from app.logs import configure_logging
+
+    try:
+        _settings = Settings.from_env()
+        configure_logging(_settings.log_level)
+        main(_settings)
+    except ConfigError as exc:
+        print(f"chime: {exc}", file=sys.stderr)
+        sys.exit(2)
