@@ -29,6 +29,10 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+#: Libraries whose INFO lines would repeat what Chime logs itself, unmasked.
+_QUIET = ("httpx", "httpcore")
+
+
 def is_sensitive(name: str) -> bool:
     """Whether a header or field named ``name`` may carry a credential."""
     return bool(_SENSITIVE.search(name))
@@ -90,3 +94,7 @@ def configure_logging(level: str = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs each request's full URL, query string and all: a step's URL may carry a key,
+    # and the worker logs its own masked line instead.
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)

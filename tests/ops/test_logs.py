@@ -89,9 +89,12 @@ def test_mask_headers_masks_credential_like_names_only() -> None:
 def _restore_root() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    quiet = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, old in quiet.items():
+        logging.getLogger(name).setLevel(old)
 
 
 @pytest.mark.usefixtures("_restore_root")
@@ -108,3 +111,12 @@ def test_configure_logging_writes_logfmt_to_stderr_at_the_level(
     assert len(err) == 1
     assert _parse(err[0])["event"] == "shown"
     assert _parse(err[0])["run_id"] == "r9"
+
+
+@pytest.mark.usefixtures("_restore_root")
+def test_http_client_request_lines_are_silenced(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("DEBUG")
+
+    logging.getLogger("httpx").info("HTTP Request: GET https://x/?api_key=s3cret")
+
+    assert "s3cret" not in capsys.readouterr().err
