@@ -15,7 +15,7 @@
 -- ARGV[4]  the task's dedupe_key as the caller read it ('' for none)
 -- ARGV[5]  outbox grace (ms)
 -- ARGV[6]  wake channel: published when the run goes back to delayed as its earliest member
--- Returns {'queued', priority} or {'deduped', priority}: released;
+-- Returns {'queued', priority, trigger} or {'deduped', priority, trigger}: released;
 -- {'delayed', ms}: back in delayed until ms; {'dropped', status}: the run is not pending any
 -- more (canceled meanwhile; '' when gone): the claim is dropped;
 -- {-5, 'claim'} the claim is not ours (taken over after its lease): nothing changed;
@@ -60,4 +60,4 @@ if dedupe_raw == '' then
 end
 local window_ms = math.floor(tonumber(task[2] or '3600') * 1000)
 local status = chime_queue_run(run_key, outbox_key, dedupe_key, window_ms, run_id, now, grace)
-return {status, run[4] or '5'}
+return {status, run[4] or '5', run[2] or ''}

@@ -224,6 +224,7 @@ class Scheduler:
         result.more = result.more or len(claims) >= self.batch
         self._held_delayed.update((c.member, c) for c in claims)
         queued: list[tuple[str, int]] = []
+        transitions: Counter[tuple[str, str]] = Counter()
         pending: Sequence[Claim] = claims
         for _ in range(_RETRIES):
             pipe = self.r.pipeline(transaction=False)
@@ -262,6 +263,8 @@ class Scheduler:
                     continue
                 self._held_delayed.pop(c.member, None)
                 result.released[release.outcome] += 1
+                if release.outcome in (RunStatus.QUEUED, RunStatus.DEDUPED):
+                    transitions[(release.outcome, release.trigger)] += 1
                 if release.outcome == "queued":
                     queued.append((c.member, release.priority))
             pending = stale
@@ -270,6 +273,10 @@ class Scheduler:
         if queued:
             enqueue_runs(self.rq, self.keys, queued)
             result.enqueued += len(queued)
+        if transitions:
+            pipe = self.r.pipeline(transaction=False)
+            _count_runs(pipe, self.keys, transitions)
+            pipe.execute()
 
     def _sweep(self, now: int, result: PassResult) -> None:
         run_ids = sweep_outbox(self.r, self.keys, now, self.grace_ms, self.batch)
@@ -297,11 +304,11 @@ class Scheduler:
     def _count(self, claimed: int, runs: Counter[str], skipped: int) -> None:
         pipe = self.r.pipeline(transaction=False)
         stats.observe_batch(pipe, self.keys, claimed)
-        for status, n in runs.items():
-            if status in (RunStatus.QUEUED, RunStatus.DEDUPED):
-                stats.incr(pipe, self.keys, stats.run_field(status, Trigger.SCHEDULE), n)
-                if status == RunStatus.DEDUPED:
-                    stats.incr(pipe, self.keys, stats.DEDUPE_SUPPRESSED, n)
+        _count_runs(
+            pipe,
+            self.keys,
+            Counter({(status, Trigger.SCHEDULE.value): n for status, n in runs.items()}),
+        )
         if skipped:
             stats.incr(pipe, self.keys, stats.MISFIRES_SKIPPED, skipped)
         pipe.execute()
@@ -438,6 +445,15 @@ class Scheduler:
     def close(self) -> None:
         self.r.close()
         self.rq.close()
+
+
+def _count_runs(pipe: Any, keys: Keys, transitions: Counter[tuple[str, str]]) -> None:
+    """Add run transitions (status, trigger) to the stats; a deduped run is also a dedupe."""
+    for (status, trigger), n in transitions.items():
+        if status in (RunStatus.QUEUED, RunStatus.DEDUPED, RunStatus.PENDING) and trigger:
+            stats.incr(pipe, keys, stats.run_field(status, trigger), n)
+            if status == RunStatus.DEDUPED:
+                stats.incr(pipe, keys, stats.DEDUPE_SUPPRESSED, n)
 
 
 def _at_or_before(now: int, *times: int | None) -> bool:

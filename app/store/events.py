@@ -7,6 +7,7 @@ which checks each task again, through the same run creation as scheduled runs.
 """
 
 import uuid
+from collections import Counter
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -15,10 +16,10 @@ import redis
 
 from app import clock
 from app.core.errors import Conflict, ValidationError
-from app.core.status import RunStatus, ScheduleKind, TaskStatus
+from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.task import Run
 from app.settings import Settings
-from app.store import scripts
+from app.store import scripts, stats
 from app.store.codec import from_hash
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
@@ -91,9 +92,14 @@ def create_event_runs(
     if not made:
         return event_id, []
     pipe = client.pipeline(transaction=False)
+    for status, n in Counter(status for _, status in made).items():
+        stats.incr(pipe, keys, stats.run_field(status, Trigger.EVENT), n)
+        if status == RunStatus.DEDUPED:
+            stats.incr(pipe, keys, stats.DEDUPE_SUPPRESSED, n)
     for run_id, _ in made:
         pipe.hgetall(keys.run(run_id))
-    runs = [from_hash(Run, fields) for fields in pipe.execute() if fields]
+    replies = pipe.execute()
+    runs = [from_hash(Run, fields) for fields in replies[-len(made) :] if fields]
     return event_id, runs
 
 

@@ -271,6 +271,7 @@ class Release:
 
     outcome: Literal["queued", "deduped", "delayed", "dropped", "lost", "stale"]
     priority: int = 5
+    trigger: str = ""
     until: int | None = None
     detail: str = ""
 
@@ -314,7 +315,7 @@ def parse_release(reply: Any) -> Release:
         scripts.check(reply)
     outcome = str(reply[0])
     if outcome in ("queued", "deduped"):
-        return Release(outcome, priority=int(reply[1]))  # type: ignore[arg-type]
+        return Release(outcome, priority=int(reply[1]), trigger=str(reply[2]))  # type: ignore[arg-type]
     if outcome == "delayed":
         return Release("delayed", until=int(reply[1]))
     return Release("dropped", detail=str(reply[1]))

@@ -250,7 +250,7 @@ def test_a_retry_is_released_from_delayed_when_its_time_comes(
     store: TaskStore,
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
-    task = create(store, priority=7)
+    task = create(store, schedule_kind="event", schedule_expr="x", priority=7)
     at = clock.now_ms() + 10_000
     run = add_run(r, keys, task, next_attempt_at=at, priority=7)
     scheduler = make_scheduler()
@@ -261,6 +261,7 @@ def test_a_retry_is_released_from_delayed_when_its_time_comes(
 
     assert r.hget(keys.run(run.id), "status") == "queued"
     assert rq.lrange("rq:queue:chime-p7", 0, -1) == [run.id.encode()]
+    assert stats.read(r, keys)["runs:queued:schedule"] == 1  # the run's own trigger
     assert r.zcard(keys.delayed) == r.zcard(keys.delayed_claims) == r.zcard(keys.outbox) == 0
 
 
@@ -271,7 +272,7 @@ def test_a_queued_run_whose_enqueue_was_lost_is_enqueued_after_the_grace(
     store: TaskStore,
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
-    task = create(store, priority=4)
+    task = create(store, schedule_kind="event", schedule_expr="x", priority=4)
     run = store.run_now(task.id, AGENT)  # queued and in the outbox; nobody enqueued it
     finished = add_run(r, keys, task, status="succeeded", next_attempt_at=None)
     deadline = r.zscore(keys.outbox, run.id)

@@ -8,7 +8,7 @@ import redis
 from app import clock
 from app.core.errors import ValidationError
 from app.settings import Settings
-from app.store import scripts
+from app.store import scripts, stats
 from app.store.enqueue import rq_connection
 from app.store.events import create_event_runs, emit_event, matches
 from app.store.keys import Keys
@@ -63,6 +63,7 @@ def test_matching_tasks_of_the_agent_get_one_queued_run_each_on_rq(
     for task in (miss, bare, theirs):
         assert runs_of(r, keys, task.id) == []
         assert store.get(task.id).run_count == 0
+    assert stats.read(r, keys)["runs:queued:event"] == 2
     rq.close()
 
 
@@ -99,6 +100,8 @@ def test_a_held_dedupe_window_ends_the_event_run_deduped(
     _, [run] = create_event_runs(r, keys, settings, AGENT, "e", {})
 
     assert run.status == "deduped"
+    counted = stats.read(r, keys)
+    assert counted["runs:deduped:event"] == counted["dedupe_suppressed"] == 1
 
 
 def test_no_candidate_creates_nothing(

@@ -42,7 +42,9 @@ def test_a_retry_whose_time_came_is_queued_into_the_outbox(
     run = add_run(r, keys, task, next_attempt_at=now - 10, priority=2)
     [c] = claim(r, keys, "delayed", now, LEASE, 10)
 
-    assert release(r, keys, settings, task, c, now) == Release("queued", priority=2)
+    assert release(r, keys, settings, task, c, now) == Release(
+        "queued", priority=2, trigger="schedule"
+    )
     fields = r.hgetall(keys.run(run.id))
     assert fields["status"] == "queued" and "next_attempt_at" not in fields
     assert fields["attempt"] == "2"

@@ -1,0 +1,42 @@
+"""A scheduler outlives its Redis: when the server dies and comes back, the loop reconnects,
+subscribes again and serves new tasks on time."""
+
+import signal
+import threading
+from collections.abc import Callable
+
+import redis
+
+from app import clock
+from app.embedded_redis import EmbeddedRedis
+from app.store.keys import Keys
+from app.store.tasks import TaskStore
+from tests.scheduler.support import create, once_at, rq_job_ids, runs_of, wait_for, wake_subscribers
+from workers.scheduler import Scheduler
+
+
+def test_the_loop_survives_a_redis_restart(
+    r: redis.Redis,
+    rq: redis.Redis,
+    keys: Keys,
+    redis_server: EmbeddedRedis,
+    store: TaskStore,
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=make_scheduler().run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: wake_subscribers(r, keys) == 1)
+        redis_server.stop(signal.SIGKILL)
+        redis_server.start()
+        wait_for(lambda: wake_subscribers(r, keys) == 1, timeout=10)
+
+        task = create(store, schedule_kind="once", schedule_expr=once_at(clock.now_ms() + 300))
+        wait_for(lambda: rq_job_ids(rq), timeout=5)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    [run] = runs_of(r, keys, task.id)
+    assert rq_job_ids(rq) == [run.id]
