@@ -190,6 +190,10 @@ def _settings(state: State) -> Settings:
 @get("/metrics", sync_to_thread=True, include_in_schema=False, media_type=CONTENT_TYPE)
 def metrics(request: Request[Any, Any, Any]) -> Response[str]:
     """Prometheus scrape endpoint; needs no token (it shows counts, never task content)."""
-    settings = _settings(request.app.state)
-    body = render(_client(settings.redis_url), Keys(settings.key_prefix))
+    state = request.app.state
+    settings = _settings(state)
+    client = getattr(state, "redis", None)
+    if not isinstance(client, redis.Redis):
+        client = _client(settings.redis_url)
+    body = render(client, Keys(settings.key_prefix))
     return Response(body, media_type=CONTENT_TYPE)

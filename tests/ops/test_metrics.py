@@ -5,12 +5,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 
 from app import clock
 from app.api.metrics import metrics, render
+from app.settings import Settings
 from app.store import stats
 from app.store.keys import Keys
 
@@ -133,3 +135,15 @@ def test_the_route_serves_prometheus_text_without_a_token(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert _get(_samples(response.text), "chime_tasks", status="completed") == 1
+
+
+def test_the_route_uses_the_apps_settings_and_client(r: redis.Redis, redis_url: str) -> None:
+    other = Keys("other")
+    r.zadd(other.index(None, "paused", None), {"t1": 1, "t2": 2})
+    settings = Settings.from_env({"REDIS_URL": redis_url, "CHIME_KEY_PREFIX": "other"})
+    app = Litestar(route_handlers=[metrics], state=State({"settings": settings, "redis": r}))
+
+    with TestClient(app) as client:
+        text = client.get("/metrics").text
+
+    assert _get(_samples(text), "chime_tasks", status="paused") == 2
