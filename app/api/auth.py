@@ -1,0 +1,105 @@
+"""Bearer tokens to callers: the admin, a static agent token, or a minted one.
+
+The :func:`authenticate` guard runs before a handler's dependencies and leaves the
+:class:`Caller` on the connection; :func:`provide_caller` hands it to handlers. Secrets from the
+settings are compared with ``hmac.compare_digest``; minted tokens are looked up by their SHA-256,
+which leaks nothing about the token by timing.
+"""
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import redis
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+
+from app.core.errors import Forbidden
+from app.settings import Settings
+from app.store.agents import agent_for_token
+from app.store.keys import Keys
+
+_STATE_KEY = "chime_caller"
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: ``agent_id`` None means the admin token (every agent's tasks)."""
+
+    agent_id: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.agent_id is None
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def static_caller(token: str, settings: Settings) -> Caller | None:
+    """The admin or a ``CHIME_AGENT_TOKENS`` agent, checked without I/O."""
+    given = token.encode()
+    if settings.admin_token and hmac.compare_digest(given, settings.admin_token.encode()):
+        return Caller(None)
+    found: str | None = None
+    for known, agent_id in settings.agent_tokens.items():
+        # every entry is compared, so the time taken does not tell which one matched
+        if hmac.compare_digest(given, known.encode()):
+            found = agent_id
+    return Caller(found) if found else None
+
+
+def resolve_caller(
+    token: str, settings: Settings, client: redis.Redis, keys: Keys
+) -> Caller | None:
+    """The caller a token belongs to, or None when the token is unknown or revoked."""
+    caller = static_caller(token, settings)
+    if caller is not None:
+        return caller
+    agent_id = agent_for_token(client, keys, token)
+    return Caller(agent_id) if agent_id else None
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: a known bearer token, else 401 with ``WWW-Authenticate: Bearer``."""
+    token = bearer_token(connection.headers.get("authorization"))
+    if token is None:
+        raise NotAuthorizedException(
+            detail="missing bearer token: send Authorization: Bearer <token>", headers=_CHALLENGE
+        )
+    state = connection.app.state
+    caller = static_caller(token, state.settings)
+    if caller is None:
+        # a minted token is one GET; run it off the event loop like every other Redis call
+        caller = await anyio.to_thread.run_sync(
+            resolve_caller, token, state.settings, state.redis, state.chime_keys
+        )
+    if caller is None:
+        raise NotAuthorizedException(detail="unknown or revoked token", headers=_CHALLENGE)
+    connection.state[_STATE_KEY] = caller
+
+
+async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard (after :func:`authenticate`): only the admin token passes, agents get 403."""
+    caller = connection.state.get(_STATE_KEY)
+    if not isinstance(caller, Caller) or not caller.is_admin:
+        raise Forbidden("only the admin token may manage agents")
+
+
+def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    caller = request.state.get(_STATE_KEY)
+    if not isinstance(caller, Caller):
+        raise NotAuthorizedException(detail="not authenticated", headers=_CHALLENGE)
+    return caller

@@ -1,0 +1,112 @@
+"""Domain errors to HTTP, in one place, as Litestar's error body
+``{"status_code", "detail", "extra"}``.
+
+Every 400 names the field at fault twice: in ``detail`` (``"priority: Expected `int` <= 9"``)
+and in ``extra`` (``[{"key": "priority", "message": ..., "source": "body"}]``), the shape
+Litestar's own validation uses, so clients read one format whichever layer refused.
+"""
+
+import logging
+from typing import Any
+
+import redis
+from litestar import Request, Response
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotFoundException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+    ValidationException,
+)
+from litestar.exceptions.responses import create_exception_response
+from litestar.status_codes import HTTP_409_CONFLICT
+from litestar.types import ExceptionHandlersMap
+
+from app.core.errors import Conflict, Forbidden, NotFound, ValidationError
+
+log = logging.getLogger("chime.api")
+
+_BODY_REQUIRED = "a JSON object body is required"
+#: handler parameter -> the HTTP header it reads, so a 400 names what the client sent
+_HEADER_NAMES = {"idempotency_key": "Idempotency-Key"}
+
+
+def _respond(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return create_exception_response(request, exc)
+
+
+def on_validation_error(request: Request[Any, Any, Any], exc: ValidationError) -> Response[Any]:
+    source = "query" if exc.field in request.query_params else "body"
+    return _respond(
+        request,
+        ValidationException(
+            detail=f"{exc.field}: {exc.reason}",
+            extra=[{"key": exc.field, "message": exc.reason, "source": source}],
+        ),
+    )
+
+
+def on_litestar_validation(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[Any]:
+    """Litestar's own 400s, with the field named in ``detail`` too (and clearer messages for a
+    missing body, a missing or an unknown field, which Litestar reports against ``data``)."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    problems: list[dict[str, Any]] = []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        item = dict(item)
+        message = str(item.get("message", ""))
+        if item.get("key") == "data":
+            if message == "'data'":
+                item["key"], item["message"] = "body", _BODY_REQUIRED
+            elif message.startswith("Object contains unknown field `"):
+                item["key"], item["message"] = message.split("`")[1], "unknown field"
+            elif message.startswith("Object missing required field `"):
+                item["key"], item["message"] = message.split("`")[1], "required"
+            elif message.startswith("Expected `object`"):
+                item["key"], item["message"] = "body", _BODY_REQUIRED
+        if item.get("source") == "header":
+            item["key"] = _HEADER_NAMES.get(str(item.get("key")), item.get("key"))
+        problems.append(item)
+    if problems:
+        detail = "; ".join(f"{p.get('key', 'body')}: {p.get('message', '')}" for p in problems)
+    else:
+        detail = exc.detail
+    return _respond(request, ValidationException(detail=detail, extra=problems or exc.extra))
+
+
+def on_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
+    return _respond(request, NotFoundException(detail=str(exc)))
+
+
+def on_conflict(request: Request[Any, Any, Any], exc: Conflict) -> Response[Any]:
+    return _respond(
+        request,
+        ClientException(
+            status_code=HTTP_409_CONFLICT, detail=str(exc), extra={"status": exc.status}
+        ),
+    )
+
+
+def on_forbidden(request: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
+    return _respond(request, PermissionDeniedException(detail=str(exc)))
+
+
+def on_redis_down(request: Request[Any, Any, Any], exc: redis.RedisError) -> Response[Any]:
+    """Redis unreachable: a 503 the client may retry, not a 500."""
+    log.warning("redis unavailable: %s", exc.__class__.__name__)
+    return _respond(request, ServiceUnavailableException(detail="storage unavailable; retry"))
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ValidationError: on_validation_error,
+    ValidationException: on_litestar_validation,
+    NotFound: on_not_found,
+    Conflict: on_conflict,
+    Forbidden: on_forbidden,
+    redis.ConnectionError: on_redis_down,
+    redis.TimeoutError: on_redis_down,
+}

@@ -1,0 +1,190 @@
+"""``/tasks``: create, list, read, change, and the state transitions of a task; its runs.
+
+Handlers are synchronous (the store is) and run in a thread. Bodies are decoded twice: Litestar
+decodes ``data`` (its first check, and the OpenAPI schema), then :func:`decode_body` decodes the
+raw bytes strictly, so ``"5"`` for an int is a 400 rather than silently coerced.
+"""
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, Response, get, post, put
+from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter, RawBody
+
+from app import clock
+from app.api.auth import authenticate
+from app.api.deps import AGENT_DEPENDENCIES, CallerDep, KeysDep, RedisDep, StoreDep
+from app.api.schemas import (
+    RunOut,
+    RunPage,
+    SnoozeRequest,
+    TaskCreate,
+    TaskOut,
+    TaskPage,
+    TaskUpdate,
+    decode_body,
+    fields_of,
+    run_out,
+    task_out,
+)
+from app.core.errors import Conflict, Forbidden
+from app.core.status import RunStatus, ScheduleKind, TaskStatus
+from app.core.taskspec import changed_fields, new_task
+from app.store import history
+from app.store.enqueue import dequeue_runs, enqueue_runs
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+#: a page further than this is refused (400) rather than passed to Redis as a huge index
+MAX_OFFSET = 1_000_000_000
+IDEMPOTENCY_KEY_MAX = 200
+
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, 1..{MAX_LIMIT}")]
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="items to skip, >= 0")]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX,
+        description="a repeat within 24 h by the same agent returns the first task (200)",
+    ),
+]
+
+
+class TaskController(Controller):
+    """Tasks of the calling agent (every agent's for the admin token)."""
+
+    path = "/tasks"
+    tags = ("tasks",)
+    guards = (authenticate,)
+    dependencies = AGENT_DEPENDENCIES
+    security = ({"BearerToken": []},)
+
+    @post("/", sync_to_thread=True, status_code=201)
+    def create_task(
+        self,
+        data: Annotated[TaskCreate, Body()],
+        body: RawBody,
+        caller: CallerDep,
+        store: StoreDep,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[TaskOut]:
+        """Create a task: 201; 200 with the first task when the Idempotency-Key was seen."""
+        fields = fields_of(decode_body(body, TaskCreate))
+        if not caller.is_admin and fields["created_by"] != caller.agent_id:
+            raise Forbidden("created_by must be your own agent id")
+        task = new_task(fields, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
+        stored, created = store.create(task, idempotency_key)
+        return Response(task_out(stored), status_code=201 if created else 200)
+
+    @get("/", sync_to_thread=True)
+    def list_tasks(
+        self,
+        caller: CallerDep,
+        store: StoreDep,
+        status: FromQuery[TaskStatus | None] = None,
+        created_by: FromQuery[uuid.UUID | None] = None,
+        schedule_kind: FromQuery[ScheduleKind | None] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> TaskPage:
+        """A page of tasks, newest first; an agent only ever sees its own."""
+        agent = caller.agent_id
+        if created_by is not None:
+            if agent is not None and str(created_by) != agent:
+                return TaskPage(items=[], total=0, limit=limit, offset=offset)
+            agent = str(created_by)
+        tasks, total = store.list(
+            agent=agent,
+            status=status.value if status else None,
+            kind=schedule_kind.value if schedule_kind else None,
+            limit=limit,
+            offset=offset,
+        )
+        return TaskPage(items=[task_out(t) for t in tasks], total=total, limit=limit, offset=offset)
+
+    @get("/{task_id:str}", sync_to_thread=True)
+    def get_task(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
+        return task_out(store.get(task_id, caller.agent_id))
+
+    @put("/{task_id:str}", sync_to_thread=True)
+    def update_task(
+        self,
+        task_id: FromPath[str],
+        data: Annotated[TaskUpdate, Body()],
+        body: RawBody,
+        caller: CallerDep,
+        store: StoreDep,
+    ) -> TaskOut:
+        """Change the given fields, validated as on create against the resulting task."""
+        given = fields_of(decode_body(body, TaskUpdate))
+        task = store.get(task_id, caller.agent_id)
+        if task.status == TaskStatus.CANCELED:
+            raise Conflict("update", task.status)
+        changes = changed_fields(task, given)
+        return task_out(store.update(task_id, changes, caller.agent_id))
+
+    @post("/{task_id:str}/run_now", sync_to_thread=True, status_code=202)
+    def run_now(
+        self,
+        task_id: FromPath[str],
+        caller: CallerDep,
+        store: StoreDep,
+        rq: RedisDep,
+        keys: KeysDep,
+    ) -> RunOut:
+        """One run now, outside the schedule (queued, or deduped by the dedupe window)."""
+        run = store.run_now(task_id, caller.agent_id)
+        if run.status == RunStatus.QUEUED:
+            enqueue_runs(rq, keys, [(run.id, run.priority)])
+        return run_out(run)
+
+    @post("/{task_id:str}/snooze", sync_to_thread=True, status_code=200)
+    def snooze(
+        self,
+        task_id: FromPath[str],
+        data: Annotated[SnoozeRequest, Body()],
+        body: RawBody,
+        caller: CallerDep,
+        store: StoreDep,
+    ) -> TaskOut:
+        """Move the next occurrence by ``delay_seconds``; occurrences before it are skipped."""
+        req = decode_body(body, SnoozeRequest)
+        return task_out(store.snooze(task_id, req.delay_seconds, req.reason, caller.agent_id))
+
+    @post("/{task_id:str}/pause", sync_to_thread=True, status_code=200)
+    def pause(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
+        return task_out(store.pause(task_id, caller.agent_id))
+
+    @post("/{task_id:str}/resume", sync_to_thread=True, status_code=200)
+    def resume(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
+        return task_out(store.resume(task_id, caller.agent_id))
+
+    @post("/{task_id:str}/cancel", sync_to_thread=True, status_code=200)
+    def cancel(
+        self, task_id: FromPath[str], caller: CallerDep, store: StoreDep, rq: RedisDep
+    ) -> TaskOut:
+        """Cancel for good; runs that had not started end ``canceled`` and leave RQ."""
+        task, queued = store.cancel(task_id, caller.agent_id)
+        dequeue_runs(rq, queued)
+        return task_out(task)
+
+    @get("/{task_id:str}/runs", sync_to_thread=True)
+    def list_runs(
+        self,
+        task_id: FromPath[str],
+        caller: CallerDep,
+        store: StoreDep,
+        client: RedisDep,
+        keys: KeysDep,
+        status: FromQuery[RunStatus | None] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> RunPage:
+        """The task's recent runs, newest first (the last ``CHIME_RUN_HISTORY`` are kept)."""
+        store.get(task_id, caller.agent_id)
+        runs, total = history.list_runs(
+            client, keys, task_id, status.value if status else None, limit, offset
+        )
+        return RunPage(items=[run_out(r) for r in runs], total=total, limit=limit, offset=offset)
