@@ -213,3 +213,10 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(b")") + 2 :].split()[0] != b"Z"
+
+
+def scrape(base: str) -> str:
+    """``GET /metrics`` of a running web process, which must answer it without a token."""
+    response = httpx.get(base + "/metrics", timeout=5)
+    assert response.status_code == 200, f"GET /metrics: {response.status_code} {response.text}"
+    return response.text

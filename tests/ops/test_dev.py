@@ -17,6 +17,7 @@ from tests.ops.support import (
     free_ports,
     metric,
     once_task,
+    scrape,
     wait_for,
 )
 
@@ -55,7 +56,7 @@ def test_dev_runs_a_task_end_to_end_stops_cleanly_and_keeps_tasks(tmp_path: Path
     auth = {"Authorization": f"Bearer {token}"}
     try:
         assert (tmp_path / ".chime" / "dev-agent.json").exists()
-        before = httpx.get(base + "/metrics", timeout=5).text
+        before = scrape(base)
         dash = httpx.get(f"http://127.0.0.1:{port + 1}/0/data/queues.json", timeout=5)
         assert "chime-p5" in {q["name"] for q in dash.json()["queues"]}
 
@@ -75,7 +76,7 @@ def test_dev_runs_a_task_end_to_end_stops_cleanly_and_keeps_tasks(tmp_path: Path
             run = wait_for(finished, 30, "the run to succeed", dev)
         assert hook.requests[0]["path"] == "/hook"
         assert run["trigger"] == "schedule"
-        after = httpx.get(base + "/metrics", timeout=5).text
+        after = scrape(base)
         assert metric(after, "chime_runs_total", status="succeeded", trigger="schedule") == (
             metric(before, "chime_runs_total", status="succeeded", trigger="schedule") + 1
         )

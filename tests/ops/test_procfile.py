@@ -19,6 +19,7 @@ from tests.ops.support import (
     free_ports,
     metric,
     once_task,
+    scrape,
     wait_for,
 )
 
@@ -61,7 +62,7 @@ def test_honcho_runs_the_procfile_and_a_task_runs_end_to_end(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: httpx.get(base + "/healthz", timeout=2).is_success, 60, "web", honcho)
-        before = httpx.get(base + "/metrics", timeout=5).text
+        before = scrape(base)
         with Hook().running() as hook:
             created = httpx.post(
                 base + "/tasks", json=once_task(agent_id, hook.url), headers=auth, timeout=10
@@ -80,7 +81,7 @@ def test_honcho_runs_the_procfile_and_a_task_runs_end_to_end(
             )
         runs = httpx.get(f"{base}/tasks/{task_id}/runs", headers=auth, timeout=5).json()
         assert [run["status"] for run in runs["items"]] == ["succeeded"]
-        after = httpx.get(base + "/metrics", timeout=5).text
+        after = scrape(base)
         assert metric(after, "chime_runs_total", status="succeeded", trigger="schedule") > metric(
             before, "chime_runs_total", status="succeeded", trigger="schedule"
         )
