@@ -58,12 +58,12 @@ class Finished:
 
 def load_run(client: redis.Redis, keys: Keys, run_id: str) -> Run | None:
     fields = client.hgetall(keys.run(run_id))
-    return from_hash(Run, fields) if fields else None  # type: ignore[arg-type]
+    return from_hash(Run, fields) if fields else None
 
 
 def load_task(client: redis.Redis, keys: Keys, task_id: str) -> Task | None:
     fields = client.hgetall(keys.task(task_id))
-    return from_hash(Task, fields) if fields else None  # type: ignore[arg-type]
+    return from_hash(Task, fields) if fields else None
 
 
 def start_run(client: redis.Redis, keys: Keys, settings: Settings, run: Run) -> Started:

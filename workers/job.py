@@ -1,0 +1,247 @@
+"""The RQ job function: one attempt of one run (RQ job id = run id).
+
+``execute_run`` starts the run only if it is still ``queued`` (a canceled run or a duplicate
+job is left alone), takes its concurrency slot or parks it in the key's FIFO and returns (no
+spinning, no sleeping), runs the pipeline while a heartbeat thread renews the attempt's lease,
+and records the outcome: success, a retry parked in ``delayed`` at its backoff time, or final
+failure. Runs handed a freed slot are enqueued right away (the scheduler's outbox sweep catches
+them if this process dies first).
+"""
+
+import importlib
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from app import clock
+from app.core.errors import PipelineError
+from app.core.pipeline import parse_pipeline
+from app.core.task import Run
+from app.settings import Settings, get_settings
+from app.store import stats
+from app.store.enqueue import enqueue_runs
+from app.store.keys import Keys
+from app.store.runs import Finished, finish_run, load_run, load_task, renew_run, start_run
+from app.store.scripts import ErrorCode, ScriptError
+from workers.actions import Emit, Resolve, resolve_host
+from workers.pipeline import PipelineResult, run_pipeline
+from workers.runlog import log_transition
+
+logger = logging.getLogger("chime.worker")
+
+
+@dataclass
+class JobDeps:
+    """What a job uses from its process; tests build their own."""
+
+    settings: Settings
+    client: redis.Redis
+    rq: redis.Redis
+    keys: Keys
+    resolve: Resolve = resolve_host
+    rand: Callable[[], float] = random.random
+    #: (deps, run) -> the emitter of ``event.emit`` for that run; None: the store's emit_event
+    emitter: Callable[["JobDeps", Run], Emit | None] | None = None
+    #: how often the heartbeat renews (seconds); default a third of the lease
+    heartbeat_seconds: float | None = None
+
+
+_deps: dict[int, JobDeps] = {}
+
+
+def _process_deps(settings: Settings) -> JobDeps:
+    """One set of clients per settings object in this process (a forked horse reuses them:
+    redis-py opens new connections after a fork)."""
+    found = _deps.get(id(settings))
+    if found is None or found.settings is not settings:
+        found = _deps[id(settings)] = JobDeps(
+            settings=settings,
+            client=redis.Redis.from_url(settings.redis_url, decode_responses=True),
+            rq=redis.Redis.from_url(settings.redis_url),
+            keys=Keys(settings.key_prefix),
+        )
+    return found
+
+
+_configured: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Use these settings for the jobs of this process (``chime worker`` passes its own)."""
+    global _configured
+    _configured = settings
+
+
+def default_deps() -> JobDeps:
+    settings = _configured or get_settings()
+    return _process_deps(settings)
+
+
+def execute_run(run_id: str) -> None:
+    """RQ entry point (``workers.job.execute_run``): one attempt of run ``run_id``."""
+    run_job(run_id, default_deps())
+
+
+def run_job(run_id: str, deps: JobDeps) -> str | None:
+    """One attempt; returns the run's status afterwards (None when the job did nothing)."""
+    run = load_run(deps.client, deps.keys, run_id)
+    if run is None:
+        logger.warning("run.missing", extra={"run_id": run_id})
+        return None
+    if run.status != "queued":
+        logger.info("run.skipped", extra={"run_id": run_id, "status": run.status})
+        return None
+    try:
+        started = start_run(deps.client, deps.keys, deps.settings, run)
+    except ScriptError as exc:
+        if exc.code in (ErrorCode.CONFLICT, ErrorCode.NOT_FOUND):
+            logger.info("run.skipped", extra={"run_id": run_id, "status": exc.detail})
+            return None
+        raise
+    _enqueue(deps, started.handed)
+    if started.status == "parked":
+        log_transition(run.task_id, run_id, run.attempt, "pending", reason="concurrency")
+        _count(deps, run, "pending", stats.CONCURRENCY_WAITS)
+        return "pending"
+    attempt = started.attempt
+    log_transition(run.task_id, run_id, attempt, "running")
+    _count(deps, run, "running")
+
+    heartbeat = Heartbeat(deps, run, attempt)
+    heartbeat.start()
+    t0 = clock.now_ms()
+    try:
+        result = _execute(deps, run, attempt, heartbeat.lost)
+    finally:
+        heartbeat.stop()
+    return _record(deps, run, attempt, result, (clock.now_ms() - t0) / 1000)
+
+
+def _execute(deps: JobDeps, run: Run, attempt: int, lost: threading.Event) -> PipelineResult:
+    task = load_task(deps.client, deps.keys, run.task_id)
+    if task is None:
+        return PipelineResult(succeeded=False, steps=[], error="task not found")
+    try:
+        pipeline = parse_pipeline(task.payload)
+    except PipelineError as exc:
+        return PipelineResult(succeeded=False, steps=[], error=f"invalid pipeline: {exc}")
+    emitter = deps.emitter or store_emitter
+    try:
+        return run_pipeline(
+            pipeline,
+            task,
+            run,
+            deps.settings,
+            attempt=attempt,
+            emit=emitter(deps, run),
+            resolve=deps.resolve,
+            stop=lost,
+        )
+    except Exception as exc:  # a bug or RQ's job timeout: still an attempt that failed
+        logger.exception("run.crashed", extra={"run_id": run.id})
+        return PipelineResult(succeeded=False, steps=[], error=f"{type(exc).__name__}: {exc}")
+
+
+def _record(
+    deps: JobDeps, run: Run, attempt: int, result: PipelineResult, seconds: float
+) -> str | None:
+    try:
+        done: Finished = finish_run(
+            deps.client,
+            deps.keys,
+            deps.settings,
+            run.id,
+            attempt,
+            succeeded=result.succeeded,
+            steps=result.steps,
+            error=result.error,
+            rand=deps.rand,
+        )
+    except ScriptError as exc:
+        if exc.code == ErrorCode.STALE:
+            # the lease lapsed and the attempt was counted as lost; its outcome is dropped
+            log_transition(
+                run.task_id, run.id, attempt, "lost", level=logging.WARNING, detail=exc.detail
+            )
+            return None
+        raise
+    _enqueue(deps, done.handed)
+    extra: dict[str, Any] = {"error": result.error} if result.error else {}
+    if done.status == "pending":
+        extra["next_attempt_at"] = clock.iso(done.next_attempt_at)
+    if done.task_completed:
+        extra["task_status"] = "completed"
+    log_transition(run.task_id, run.id, attempt, done.status, **extra)
+    _count(deps, run, done.status, stats.RETRIES if done.status == "pending" else None)
+    if done.status != "pending":
+        stats.observe_duration(deps.client, deps.keys, seconds)
+    return done.status
+
+
+def _enqueue(deps: JobDeps, runs: Sequence[tuple[str, int]]) -> None:
+    if runs:
+        enqueue_runs(deps.rq, deps.keys, runs)
+
+
+def _count(deps: JobDeps, run: Run, status: str, counter: str | None = None) -> None:
+    pipe = deps.client.pipeline(transaction=False)
+    stats.count_run(pipe, deps.keys, status, run.trigger)
+    if counter:
+        stats.incr(pipe, deps.keys, counter)
+    pipe.execute()
+
+
+def store_emitter(deps: JobDeps, run: Run) -> Emit | None:
+    """``event.emit`` through ``app.store.events.emit_event``, enqueueing the runs it queues.
+
+    Looked up at call time: None (the step fails, saying so) where that store is missing.
+    """
+    try:
+        events = importlib.import_module("app.store.events")
+    except ImportError:
+        return None
+    emit_event = events.emit_event
+
+    def emit(name: str, data: dict[str, Any]) -> dict[str, Any]:
+        event_id, runs = emit_event(deps.client, deps.keys, deps.settings, run.agent_id, name, data)
+        _enqueue(deps, [(r.id, r.priority) for r in runs if r.status == "queued"])
+        return {"event_id": event_id, "runs": [r.id for r in runs]}
+
+    return emit
+
+
+class Heartbeat:
+    """Renews the attempt's lease (and its slot's) until stopped; sets ``lost`` if it cannot."""
+
+    def __init__(self, deps: JobDeps, run: Run, attempt: int) -> None:
+        self.deps, self.run, self.attempt = deps, run, attempt
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        lease = deps.settings.semaphore_lease_seconds
+        self.interval = deps.heartbeat_seconds or max(0.05, lease / 3)
+        self._thread = threading.Thread(target=self._loop, name="chime-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                alive = renew_run(
+                    self.deps.client, self.deps.keys, self.deps.settings, self.run, self.attempt
+                )
+            except redis.RedisError:
+                logger.warning("run.heartbeat_failed", extra={"run_id": self.run.id})
+                continue
+            if not alive:
+                self.lost.set()
+                return
