@@ -4,12 +4,11 @@ Without ``REDIS_URL`` an embedded ``redis-server`` keeps its append-only file un
 ``./.chime/``, so tasks survive a restart. Each process runs in its own session, so Ctrl-C
 reaches only this supervisor, which then stops the children in order: SIGTERM to each process
 group, SIGKILL after a grace period, then Redis last so the workers can record what they were
-doing. On Linux the supervisor is a child subreaper: a grandchild orphaned by a dying worker
-(RQ's work horse runs in its own process group) is re-parented here and stopped too.
+doing. Every process seen under a child is remembered, so a grandchild in a process group of
+its own (as RQ's work horse runs) is stopped too, even after its parent has died.
 """
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -37,7 +36,6 @@ WORKERS = 2
 DASHBOARD_FALLBACK_PORT = 9181
 #: how long children get to finish after SIGTERM (a worker finishes its current step)
 STOP_GRACE_SECONDS = 10.0
-_PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass
@@ -58,6 +56,8 @@ class Supervisor:
         self.stop_requested = threading.Event()
         self.lock = threading.Lock()
         self.width = 10
+        #: pid -> start time of every process seen under a child
+        self.seen: dict[int, int] = {}
 
     def say(self, name: str, line: str) -> None:
         with self.lock:
@@ -94,45 +94,50 @@ class Supervisor:
                 return child
         return None
 
-    def stop_all(self, keep: int | None = None, grace: float = STOP_GRACE_SECONDS) -> None:
-        """SIGTERM every child's group, wait, then SIGKILL whatever is left, orphans included.
+    def watch(self) -> None:
+        """Remember every process under our children, so one orphaned later is still stopped."""
+        for proc in (c.proc for c in self.children if c.proc is not None):
+            for pid in {proc.pid} | descendants(proc.pid):
+                if pid not in self.seen:
+                    started = _start_time(pid)
+                    if started is not None:
+                        self.seen[pid] = started
 
-        ``keep`` is a process (Redis) that is stopped separately, after the others.
-        """
+    def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM every child's group, wait, then SIGKILL whatever is left, orphans included."""
         procs = [c.proc for c in self.children if c.proc is not None]
-
-        def tree() -> set[int]:
-            found = descendants(os.getpid())
-            if keep is not None:
-                found -= {keep, *descendants(keep)}
-            return found
-
         ours = {p.pid for p in procs}
-        known = tree()
+        self.watch()
         for proc in procs:
             if proc.poll() is None:
                 _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            known |= tree()
-            _reap(known - ours)
-            if all(p.poll() is not None for p in procs) and not _alive(known, procs):
+            self.watch()
+            if all(p.poll() is not None for p in procs) and not self._leftovers(ours):
                 break
             time.sleep(0.05)
-        leftovers = (tree() | known) - ours
         for proc in procs:
             if proc.poll() is None:
                 _signal_group(proc.pid, signal.SIGKILL)
-        for pid in leftovers:
+        for pid in self._leftovers(ours):
             _kill(pid, signal.SIGKILL)
         for proc in procs:
             proc.wait()
-        _reap(leftovers, block=True)
         for child in self.children:
             if child.pump is not None:
                 child.pump.join(timeout=1)
             if child.proc is not None and child.proc.stdout is not None:
                 child.proc.stdout.close()
+
+    def _leftovers(self, ours: set[int]) -> list[int]:
+        """Seen processes, other than our direct children, that still run (same pid, same
+        start time: a recycled pid is someone else's)."""
+        return [
+            pid
+            for pid, started in self.seen.items()
+            if pid not in ours and _start_time(pid) == started
+        ]
 
 
 def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
@@ -140,7 +145,6 @@ def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
     stream = out or sys.stdout
     sup = Supervisor(stream)
     previous = _install_signals(sup.stop_requested)
-    _become_subreaper()
     data_dir = Path.cwd() / DATA_DIR
     data_dir.mkdir(exist_ok=True)
     (data_dir / ".gitignore").write_text("*\n")
@@ -174,7 +178,11 @@ def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
         _banner(stream, settings, data_dir, redis_url, embedded, web_port, dash_port, agent)
 
         code = 0
+        ticks = 0
         while not sup.stop_requested.wait(0.2):
+            ticks += 1
+            if ticks % 5 == 0:
+                sup.watch()
             dead = sup.first_exited()
             if dead is not None:
                 rc = dead.proc.returncode if dead.proc else None
@@ -192,7 +200,7 @@ def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
         sup.say("dev", "stopping")
         return code
     finally:
-        sup.stop_all(keep=embedded.proc.pid if embedded and embedded.proc else None)
+        sup.stop_all()
         if embedded is not None:
             embedded.stop()
         _restore_signals(previous)
@@ -305,7 +313,8 @@ def descendants(root: int) -> set[int]:
     return found
 
 
-def _ppid(pid: int) -> int | None:
+def _stat(pid: int) -> list[bytes] | None:
+    """Fields of /proc/PID/stat after the command name; None when gone or a zombie."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -313,14 +322,20 @@ def _ppid(pid: int) -> int | None:
         return None
     # the command name is in parentheses and may hold spaces: split after the last ')'
     fields = stat[stat.rfind(b")") + 2 :].split()
-    if len(fields) < 2 or fields[0] == b"Z":
+    if len(fields) < 20 or fields[0] == b"Z":
         return None
-    return int(fields[1])
+    return fields
 
 
-def _alive(pids: Iterable[int], procs: Iterable[subprocess.Popen[bytes]]) -> bool:
-    ours = {p.pid for p in procs}
-    return any(_ppid(pid) is not None for pid in pids if pid not in ours)
+def _ppid(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def _start_time(pid: int) -> int | None:
+    """When the process started (clock ticks after boot): with the pid, names one process."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -333,23 +348,6 @@ def _signal_group(pid: int, sig: int) -> None:
 def _kill(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-
-
-def _reap(pids: Iterable[int], block: bool = False) -> None:
-    """Collect orphans re-parented to us, so none stays a zombie."""
-    for pid in pids:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0 if block else os.WNOHANG)
-
-
-def _become_subreaper() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 _Handler = Callable[[int, FrameType | None], Any] | int | None

@@ -53,3 +53,22 @@ def test_first_exited_names_the_child_that_died() -> None:
         assert dead.proc is not None and dead.proc.returncode == 3
     finally:
         sup.stop_all(grace=5)
+
+
+def test_an_orphaned_grandchild_seen_earlier_is_stopped_too() -> None:
+    out = io.StringIO()
+    sup = Supervisor(out)
+    script = STUBBORN.replace(
+        'print(f"grandchild {pid}", flush=True)\ntime.sleep(120)',
+        'print(f"grandchild {pid}", flush=True)\ntime.sleep(0.5)',
+    )
+    sup.start(Child("parent", [sys.executable, "-c", script], chime_env()))
+    line = wait_for(lambda: "grandchild" in out.getvalue() and out.getvalue(), 20, "the fork")
+    grandchild = int(line.split("grandchild ")[1].split()[0])
+    sup.watch()
+    wait_for(sup.first_exited, 20, "the parent to exit")
+    assert alive(grandchild)
+
+    sup.stop_all(grace=1)
+
+    assert not alive(grandchild)
