@@ -122,9 +122,12 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.api.app import create_app
+    from app.logs import configure_logging
 
+    app = create_app(settings)
+    configure_logging(settings.log_level)  # building the app installed Litestar's own logging
     uvicorn.run(
-        create_app(settings),
+        app,
         host="0.0.0.0",
         port=settings.port,
         log_config=None,

@@ -26,11 +26,14 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
     "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
 
 
 #: Libraries whose INFO lines would repeat what Chime logs itself, unmasked.
 _QUIET = ("httpx", "httpcore")
+#: Loggers that frameworks give handlers of their own.
+_OWN_HANDLERS = ("litestar",)
 
 
 def is_sensitive(name: str) -> bool:
@@ -98,3 +101,10 @@ def configure_logging(level: str = "INFO") -> None:
     # and the worker logs its own masked line instead.
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # a framework that installed its own handlers (Litestar does, when its app is built) is
+    # sent back through ours, so every line of every process has the same shape
+    for name in _OWN_HANDLERS:
+        framework = logging.getLogger(name)
+        for old in list(framework.handlers):
+            framework.removeHandler(old)
+        framework.propagate = True

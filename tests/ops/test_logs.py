@@ -120,3 +120,22 @@ def test_http_client_request_lines_are_silenced(capsys: pytest.CaptureFixture[st
     logging.getLogger("httpx").info("HTTP Request: GET https://x/?api_key=s3cret")
 
     assert "s3cret" not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("_restore_root")
+def test_a_framework_logger_with_its_own_handler_goes_through_ours(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    framework = logging.getLogger("litestar")
+    own = logging.StreamHandler()
+    framework.addHandler(own)
+    framework.propagate = False
+    try:
+        configure_logging("INFO")
+        framework.info("app.started", extra={"color_message": "\x1b[1mapp\x1b[0m"})
+    finally:
+        framework.removeHandler(own)
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and _parse(err[0])["event"] == "app.started"
+    assert "color_message" not in err[0]
