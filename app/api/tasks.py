@@ -28,9 +28,9 @@ from app.api.schemas import (
     task_out,
 )
 from app.core.errors import Conflict, Forbidden
-from app.core.status import RunStatus, ScheduleKind, TaskStatus
+from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.taskspec import changed_fields, new_task
-from app.store import history
+from app.store import history, stats
 from app.store.enqueue import dequeue_runs, enqueue_runs
 
 MAX_LIMIT = 500
@@ -131,11 +131,18 @@ class TaskController(Controller):
         task_id: FromPath[str],
         caller: CallerDep,
         store: StoreDep,
+        client: RedisDep,
         rq: RedisDep,
         keys: KeysDep,
     ) -> RunOut:
-        """One run now, outside the schedule (queued, or deduped by the dedupe window)."""
+        """One run now, outside the schedule (queued, or deduped by the dedupe window); counted
+        in the stats as the scheduler counts scheduled runs."""
         run = store.run_now(task_id, caller.agent_id)
+        pipe = client.pipeline(transaction=False)
+        stats.count_run(pipe, keys, run.status, Trigger.RUN_NOW)
+        if run.status == RunStatus.DEDUPED:
+            stats.incr(pipe, keys, stats.DEDUPE_SUPPRESSED)
+        pipe.execute()
         if run.status == RunStatus.QUEUED:
             enqueue_runs(rq, keys, [(run.id, run.priority)])
         return run_out(run)

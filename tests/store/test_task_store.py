@@ -1,0 +1,512 @@
+"""The task Lua scripts called directly: each success, and each error return leaving Redis
+exactly as it was (every key's type, DUMP and TTL compared before and after)."""
+
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from app.core.task import Task
+from app.settings import Settings
+from app.store import scripts
+from app.store.codec import from_hash, to_hash
+from app.store.keys import Keys
+from app.store.tasks import TaskStore
+
+AGENT = "aaaaaaaa-0000-4000-8000-000000000001"
+PIPELINE = {"steps": [{"name": "s", "action": "log", "params": {"message": "m"}}]}
+NOW = 1_800_000_000_000
+USED_UP = "DTSTART:20200101T000000Z\nRRULE:FREQ=DAILY;COUNT=1"
+
+
+def state(r: redis.Redis) -> dict[str, Any]:
+    """Every key's type, DUMP and TTL in ms."""
+    return {k: (r.type(k), r.dump(k), r.pttl(k)) for k in r.keys("*")}
+
+
+def assert_unchanged(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Same keys, types and contents; TTLs equal up to the time the call took."""
+    assert after.keys() == before.keys()
+    for key, (kind, dump, ttl) in before.items():
+        kind_after, dump_after, ttl_after = after[key]
+        assert (kind_after, dump_after) == (kind, dump), key
+        assert (ttl_after < 0) == (ttl < 0) and abs(ttl_after - ttl) < 1000, key
+
+
+def call(r: redis.Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    return scripts.script(r, name)(keys=keys, args=args)
+
+
+def refused(r: redis.Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    """Call a script that must refuse; assert it changed nothing and return its reply."""
+    before = state(r)
+    reply = call(r, name, keys, args)
+    assert scripts.is_error(reply), reply
+    assert_unchanged(before, state(r))
+    return reply
+
+
+def make_task(**overrides: Any) -> Task:
+    fields: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "title": "t",
+        "description": "",
+        "schedule_kind": "cron",
+        "schedule_expr": "@hourly",
+        "payload": PIPELINE,
+        "created_by": AGENT,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    fields.update(overrides)
+    return Task(**fields)
+
+
+@pytest.fixture
+def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
+    return TaskStore(r, keys, settings)
+
+
+def load(r: redis.Redis, keys: Keys, task_id: str) -> Task:
+    return from_hash(Task, r.hgetall(keys.task(task_id)))
+
+
+def stored(store: TaskStore, **overrides: Any) -> Task:
+    task, created = store.create(make_task(**overrides))
+    assert created
+    return task
+
+
+def indexed_in(r: redis.Redis, keys: Keys, task_id: str) -> set[str]:
+    return {k for k in r.keys(keys.index(None, None, None)[:-5] + "*") if r.zscore(k, task_id)}
+
+
+# -- create_task ------------------------------------------------------------------------------
+
+
+def create_args(keys: Keys, task: Task, next_run: Any = "", idem: str | None = None) -> Any:
+    argv: list[Any] = [task.id, task.created_at, next_run, 86_400_000 if idem else "", keys.wake]
+    for name, value in to_hash(task).items():
+        argv += [name, value]
+    key_list = [
+        keys.task(task.id),
+        keys.due,
+        keys.idempotency(task.created_by, idem) if idem else keys.task(task.id),
+        *keys.indexes(task.created_by, task.status, task.schedule_kind),
+    ]
+    return key_list, argv
+
+
+def test_create_task_writes_hash_indexes_and_due(r: redis.Redis, keys: Keys) -> None:
+    task = make_task(next_run_at=NOW + 60_000)
+    pubsub = r.pubsub()
+    pubsub.subscribe(keys.wake)
+    pubsub.get_message(timeout=1)
+    assert call(r, "create_task", *create_args(keys, task, NOW + 60_000)) == ["created", task.id]
+    assert load(r, keys, task.id) == task
+    assert r.zscore(keys.due, task.id) == NOW + 60_000
+    assert indexed_in(r, keys, task.id) == set(keys.indexes(AGENT, "active", "cron"))
+    for index in keys.indexes(AGENT, "active", "cron"):
+        assert r.zscore(index, task.id) == NOW
+    # the earliest due task wakes the schedulers
+    message = pubsub.get_message(timeout=1)
+    assert message is not None and message["data"] == str(NOW + 60_000)
+    pubsub.close()
+
+
+def test_create_task_without_next_run_stays_out_of_due(r: redis.Redis, keys: Keys) -> None:
+    task = make_task(schedule_kind="event", schedule_expr=None)
+    assert call(r, "create_task", *create_args(keys, task))[0] == "created"
+    assert r.zcard(keys.due) == 0
+    assert indexed_in(r, keys, task.id) == set(keys.indexes(AGENT, "active", "event"))
+
+
+def test_create_task_refuses_an_existing_id(r: redis.Redis, keys: Keys) -> None:
+    task = make_task()
+    call(r, "create_task", *create_args(keys, task, NOW + 1))
+    twin = make_task(id=task.id, title="other", created_at=NOW + 5)
+    assert refused(r, "create_task", *create_args(keys, twin, NOW + 2)) == [-4, task.id]
+
+
+def test_create_task_with_a_seen_idempotency_key_returns_the_first(
+    r: redis.Redis, keys: Keys
+) -> None:
+    first = make_task()
+    assert call(r, "create_task", *create_args(keys, first, NOW + 1, idem="k")) == [
+        "created",
+        first.id,
+    ]
+    assert r.get(keys.idempotency(AGENT, "k")) == first.id
+    assert 86_000_000 < r.pttl(keys.idempotency(AGENT, "k")) <= 86_400_000
+    before = state(r)
+    second = make_task()
+    assert call(r, "create_task", *create_args(keys, second, NOW + 1, idem="k")) == [
+        "existing",
+        first.id,
+    ]
+    assert_unchanged(before, state(r))
+
+
+# -- update_task ------------------------------------------------------------------------------
+
+
+def update_args(
+    keys: Keys,
+    task: Task,
+    *,
+    due: Any = "keep",
+    new_status: str | None = None,
+    new_kind: str | None = None,
+    deletes: str = "",
+    sets: tuple[Any, ...] = (),
+    status: str | None = None,
+    version: int | None = None,
+) -> Any:
+    return (
+        [
+            keys.task(task.id),
+            keys.due,
+            *keys.indexes(task.created_by, task.status, task.schedule_kind),
+            *keys.indexes(
+                task.created_by, new_status or task.status, new_kind or task.schedule_kind
+            ),
+        ],
+        [
+            NOW + 10,
+            status or task.status,
+            task.sched_version if version is None else version,
+            due,
+            keys.wake,
+            new_status or task.status,
+            deletes,
+            *sets,
+        ],
+    )
+
+
+def test_update_task_sets_and_deletes_fields_keeping_the_schedule(
+    r: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    task = stored(store, dedupe_key="k", dedupe_window_seconds=60)
+    due_before = r.zscore(keys.due, task.id)
+    reply = call(
+        r,
+        "update_task",
+        *update_args(keys, task, deletes="dedupe_key,dedupe_window_seconds", sets=("title", "x")),
+    )
+    assert reply == ["ok"]
+    new = load(r, keys, task.id)
+    assert (new.title, new.dedupe_key, new.dedupe_window_seconds) == ("x", None, None)
+    assert new.updated_at == NOW + 10 and new.sched_version == task.sched_version
+    assert r.zscore(keys.due, task.id) == due_before
+
+
+def test_update_task_moves_due_and_indexes(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store)
+    call(
+        r,
+        "update_task",
+        *update_args(keys, task, due=NOW + 999, new_kind="rrule", sets=("schedule_kind", "rrule")),
+    )
+    new = load(r, keys, task.id)
+    assert new.next_run_at == NOW + 999 and new.sched_version == task.sched_version + 1
+    assert r.zscore(keys.due, task.id) == NOW + 999
+    assert indexed_in(r, keys, task.id) == set(keys.indexes(AGENT, "active", "rrule"))
+
+    call(
+        r,
+        "update_task",
+        *update_args(keys, new, due="clear", new_kind="event", sets=("schedule_kind", "event")),
+    )
+    cleared = load(r, keys, task.id)
+    assert cleared.next_run_at is None and r.zscore(keys.due, task.id) is None
+    assert indexed_in(r, keys, task.id) == set(keys.indexes(AGENT, "active", "event"))
+
+
+def test_update_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store)
+    ghost = make_task()
+    assert refused(r, "update_task", *update_args(keys, ghost)) == [-1, "task"]
+    stale_status = refused(r, "update_task", *update_args(keys, task, status="paused"))
+    assert stale_status == [-3, "active:0"]
+    stale_version = refused(r, "update_task", *update_args(keys, task, version=7))
+    assert stale_version[0] == -3
+    store.cancel(task.id, None)
+    canceled = load(r, keys, task.id)
+    assert refused(r, "update_task", *update_args(keys, canceled, sets=("title", "x"))) == [
+        -2,
+        "canceled",
+    ]
+
+
+# -- pause_task / resume_task -----------------------------------------------------------------
+
+
+def pause_args(
+    keys: Keys, task: Task, status: str | None = None, version: int | None = None
+) -> Any:
+    return (
+        [
+            keys.task(task.id),
+            keys.due,
+            *keys.indexes(AGENT, task.status, task.schedule_kind),
+            *keys.indexes(AGENT, "paused", task.schedule_kind),
+        ],
+        [NOW + 10, status or task.status, task.sched_version if version is None else version],
+    )
+
+
+def test_pause_task(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store)
+    assert call(r, "pause_task", *pause_args(keys, task)) == ["ok"]
+    new = load(r, keys, task.id)
+    assert (new.status, new.next_run_at) == ("paused", None)
+    assert new.sched_version == task.sched_version + 1
+    assert r.zscore(keys.due, task.id) is None
+    assert indexed_in(r, keys, task.id) == set(keys.indexes(AGENT, "paused", "cron"))
+
+
+def test_pause_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store)
+    assert refused(r, "pause_task", *pause_args(keys, make_task())) == [-1, "task"]
+    assert refused(r, "pause_task", *pause_args(keys, task, status="paused"))[0] == -3
+    assert refused(r, "pause_task", *pause_args(keys, task, version=3))[0] == -3
+    paused = store.pause(task.id, None)
+    assert refused(r, "pause_task", *pause_args(keys, paused)) == [-2, "paused"]
+    canceled, _ = store.cancel(task.id, None)
+    assert refused(r, "pause_task", *pause_args(keys, canceled)) == [-2, "canceled"]
+
+
+def resume_args(
+    keys: Keys, task: Task, next_run: Any, new_status: str = "active", status: str | None = None
+) -> Any:
+    return (
+        [
+            keys.task(task.id),
+            keys.due,
+            *keys.indexes(AGENT, task.status, task.schedule_kind),
+            *keys.indexes(AGENT, new_status, task.schedule_kind),
+        ],
+        [NOW + 20, status or task.status, task.sched_version, next_run, new_status, keys.wake],
+    )
+
+
+def test_resume_task(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    paused = store.pause(stored(store).id, None)
+    assert call(r, "resume_task", *resume_args(keys, paused, NOW + 500)) == ["ok"]
+    new = load(r, keys, paused.id)
+    assert (new.status, new.next_run_at, new.updated_at) == ("active", NOW + 500, NOW + 20)
+    assert new.sched_version == paused.sched_version + 1
+    assert r.zscore(keys.due, paused.id) == NOW + 500
+    assert indexed_in(r, keys, paused.id) == set(keys.indexes(AGENT, "active", "cron"))
+
+
+def test_resume_task_to_completed_stays_out_of_due(
+    r: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    paused = store.pause(stored(store).id, None)
+    assert call(r, "resume_task", *resume_args(keys, paused, "", "completed")) == ["ok"]
+    new = load(r, keys, paused.id)
+    assert (new.status, new.next_run_at) == ("completed", None)
+    assert r.zscore(keys.due, paused.id) is None
+    assert indexed_in(r, keys, paused.id) == set(keys.indexes(AGENT, "completed", "cron"))
+
+
+def test_resume_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store)
+    assert refused(r, "resume_task", *resume_args(keys, make_task(), NOW)) == [-1, "task"]
+    assert refused(r, "resume_task", *resume_args(keys, task, NOW)) == [-2, "active"]
+    assert refused(r, "resume_task", *resume_args(keys, task, NOW, status="paused"))[0] == -3
+
+
+# -- snooze_task ------------------------------------------------------------------------------
+
+
+def snooze_args(
+    keys: Keys, task: Task, delay_ms: int, reason: str = "", status: str | None = None
+) -> Any:
+    return (
+        [keys.task(task.id), keys.due],
+        [NOW + 30, status or task.status, task.sched_version, delay_ms, reason, keys.wake],
+    )
+
+
+def test_snooze_task_moves_the_next_run(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store)
+    assert task.next_run_at is not None
+    reply = call(r, "snooze_task", *snooze_args(keys, task, 1_800_000, "why"))
+    assert reply == ["ok", task.next_run_at + 1_800_000]
+    new = load(r, keys, task.id)
+    assert new.next_run_at == new.snoozed_until == task.next_run_at + 1_800_000
+    assert new.snooze_reason == "why" and new.sched_version == task.sched_version + 1
+    assert r.zscore(keys.due, task.id) == task.next_run_at + 1_800_000
+
+    call(r, "snooze_task", *snooze_args(keys, new, 1000))
+    assert load(r, keys, task.id).snooze_reason is None
+
+
+def test_snooze_task_without_a_next_run_counts_from_now(
+    r: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    task = stored(store, schedule_kind="event", schedule_expr="e")
+    assert call(r, "snooze_task", *snooze_args(keys, task, 5000)) == ["ok", NOW + 30 + 5000]
+    new = load(r, keys, task.id)
+    assert new.snoozed_until == NOW + 5030 and new.next_run_at is None
+    assert r.zcard(keys.due) == 0
+
+
+def test_snooze_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store)
+    assert refused(r, "snooze_task", *snooze_args(keys, make_task(), 1)) == [-1, "task"]
+    assert refused(r, "snooze_task", *snooze_args(keys, task, 1, status="paused"))[0] == -3
+    done = stored(store, schedule_kind="rrule", schedule_expr=USED_UP)
+    assert refused(r, "snooze_task", *snooze_args(keys, done, 1)) == [-2, "completed"]
+    canceled, _ = store.cancel(task.id, None)
+    assert refused(r, "snooze_task", *snooze_args(keys, canceled, 1)) == [-2, "canceled"]
+
+
+# -- cancel_task ------------------------------------------------------------------------------
+
+
+def cancel_args(keys: Keys, task: Task, status: str | None = None, fifo: str | None = None) -> Any:
+    runs_key = keys.task_runs(task.id)
+    return (
+        [
+            keys.task(task.id),
+            keys.due,
+            *keys.indexes(AGENT, task.status, task.schedule_kind),
+            *keys.indexes(AGENT, "canceled", task.schedule_kind),
+            runs_key,
+            keys.delayed,
+            keys.outbox,
+            fifo or runs_key,
+        ],
+        [NOW + 40, status or task.status, task.sched_version, keys.run("")],
+    )
+
+
+def add_run(r: redis.Redis, keys: Keys, task: Task, status: str, at: int) -> str:
+    run_id = str(uuid.uuid4())
+    r.hset(
+        keys.run(run_id),
+        mapping={
+            "id": run_id,
+            "task_id": task.id,
+            "agent_id": AGENT,
+            "trigger": "schedule",
+            "status": status,
+            "created_at": at,
+            "next_attempt_at": at,
+        },
+    )
+    r.zadd(keys.task_runs(task.id), {run_id: at})
+    return run_id
+
+
+def test_cancel_task_ends_runs_that_had_not_started(
+    r: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    task = stored(store, concurrency_key="c")
+    fifo = keys.semaphore_queue(AGENT, "c")
+    pending = add_run(r, keys, task, "pending", NOW)
+    queued = add_run(r, keys, task, "queued", NOW + 1)
+    running = add_run(r, keys, task, "running", NOW + 2)
+    done = add_run(r, keys, task, "succeeded", NOW + 3)
+    r.zadd(keys.delayed, {pending: NOW})
+    r.zadd(keys.outbox, {queued: NOW})
+    r.rpush(fifo, pending, "someone-else")
+
+    reply = call(r, "cancel_task", *cancel_args(keys, task, fifo=fifo))
+    assert reply == ["ok", queued]
+    new = load(r, keys, task.id)
+    assert (new.status, new.next_run_at) == ("canceled", None)
+    assert new.sched_version == task.sched_version + 1
+    assert r.zscore(keys.due, task.id) is None
+    assert indexed_in(r, keys, task.id) == set(keys.indexes(AGENT, "canceled", "cron"))
+    for run_id in (pending, queued):
+        run = r.hgetall(keys.run(run_id))
+        assert run["status"] == "canceled" and run["finished_at"] == str(NOW + 40)
+        assert "next_attempt_at" not in run
+    assert r.hget(keys.run(running), "status") == "running"
+    assert r.hget(keys.run(done), "status") == "succeeded"
+    assert r.zcard(keys.delayed) == r.zcard(keys.outbox) == 0
+    assert r.lrange(fifo, 0, -1) == ["someone-else"]
+
+
+def test_cancel_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store)
+    assert refused(r, "cancel_task", *cancel_args(keys, make_task())) == [-1, "task"]
+    assert refused(r, "cancel_task", *cancel_args(keys, task, status="paused"))[0] == -3
+    canceled, _ = store.cancel(task.id, None)
+    assert refused(r, "cancel_task", *cancel_args(keys, canceled)) == [-2, "canceled"]
+
+
+# -- run_now ----------------------------------------------------------------------------------
+
+
+def run_now_args(keys: Keys, task: Task, run_id: str, dedupe: str | None = None) -> Any:
+    dedupe = task.dedupe_key if dedupe is None else dedupe
+    return (
+        [
+            keys.task(task.id),
+            keys.task_runs(task.id),
+            keys.run(run_id),
+            keys.outbox,
+            keys.delayed,
+            keys.dedupe(AGENT, dedupe) if dedupe else keys.run(run_id),
+        ],
+        [NOW + 50, run_id, dedupe or "", keys.run(""), 100, 30_000],
+    )
+
+
+def test_run_now_creates_a_queued_run(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store, priority=3, max_retries=2)
+    run_id = str(uuid.uuid4())
+    assert call(r, "run_now", *run_now_args(keys, task, run_id)) == ["ok", "queued"]
+    run = r.hgetall(keys.run(run_id))
+    assert run["status"] == "queued" and run["trigger"] == "run_now"
+    assert (run["priority"], run["max_attempts"], run["agent_id"]) == ("3", "3", AGENT)
+    assert run["scheduled_for"] == run["enqueued_at"] == str(NOW + 50)
+    assert r.zscore(keys.outbox, run_id) == NOW + 50 + 30_000
+    assert r.zscore(keys.task_runs(task.id), run_id) == NOW + 50
+    new = load(r, keys, task.id)
+    assert (new.run_count, new.last_run_at) == (1, NOW + 50)
+    assert new.next_run_at == task.next_run_at and new.sched_version == task.sched_version
+
+
+def test_run_now_inside_a_held_dedupe_window_is_deduped(
+    r: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    task = stored(store, dedupe_key="k", dedupe_window_seconds=60)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    assert call(r, "run_now", *run_now_args(keys, task, first)) == ["ok", "queued"]
+    assert 59_000 < r.pttl(keys.dedupe(AGENT, "k")) <= 60_000
+    assert call(r, "run_now", *run_now_args(keys, task, second)) == ["ok", "deduped"]
+    run = r.hgetall(keys.run(second))
+    assert run["status"] == "deduped" and first in run["error"]
+    assert r.zscore(keys.outbox, second) is None
+
+
+def test_run_now_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = stored(store, dedupe_key="k")
+    assert refused(r, "run_now", *run_now_args(keys, make_task(), str(uuid.uuid4()))) == [
+        -1,
+        "task",
+    ]
+    stale = refused(r, "run_now", *run_now_args(keys, task, str(uuid.uuid4()), dedupe="old"))
+    assert stale == [-3, "dedupe_key"]
+    existing = str(uuid.uuid4())
+    call(r, "run_now", *run_now_args(keys, task, existing))
+    assert refused(r, "run_now", *run_now_args(keys, task, existing)) == [-4, existing]
+    done = stored(store, schedule_kind="rrule", schedule_expr=USED_UP)
+    assert refused(r, "run_now", *run_now_args(keys, done, str(uuid.uuid4()))) == [
+        -2,
+        "completed",
+    ]
+    store.cancel(task.id, None)
+    canceled = load(r, keys, task.id)
+    assert refused(r, "run_now", *run_now_args(keys, canceled, str(uuid.uuid4()))) == [
+        -2,
+        "canceled",
+    ]
