@@ -76,7 +76,11 @@ class TaskController(Controller):
             raise Forbidden("created_by must be your own agent id")
         task = new_task(fields, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
         stored, created = store.create(task, idempotency_key)
-        return Response(task_out(stored), status_code=201 if created else 200)
+        return Response(
+            task_out(stored),
+            status_code=201 if created else 200,
+            headers={"Location": f"/tasks/{stored.id}"},
+        )
 
     @get("/", sync_to_thread=True)
     def list_tasks(

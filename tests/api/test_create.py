@@ -18,6 +18,7 @@ def test_create_returns_the_task_with_every_default(api: TestClient[Any]) -> Non
     resp = api.post("/tasks", json=task_body(), headers=A)
     assert resp.status_code == 201
     task = resp.json()
+    assert resp.headers["location"] == f"/tasks/{task['id']}"
     assert task["title"] == "hourly report"
     assert task["created_by"] == AGENT_A
     assert task["status"] == "active"
