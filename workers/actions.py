@@ -174,6 +174,8 @@ def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]:
             )
             try:
                 response = client.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise StepFailed(f"timed out after {ctx.timeout:g}s") from None
             except httpx.HTTPError as exc:
                 raise StepFailed(f"{type(exc).__name__}: {exc}") from None
             try:
@@ -198,6 +200,8 @@ def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]:
                     url = target
                     continue
                 raw = _read(response) if method != "HEAD" else b""
+            except httpx.TimeoutException:
+                raise StepFailed(f"timed out after {ctx.timeout:g}s") from None
             except httpx.HTTPError as exc:
                 raise StepFailed(f"{type(exc).__name__}: {exc}") from None
             finally:

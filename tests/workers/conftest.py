@@ -3,7 +3,8 @@
 Routes: ``/json`` a JSON body; ``/text`` plain text; ``/echo`` the request back as JSON;
 ``/status/N``; ``/redirect?to=URL&code=N``; ``/loop`` redirects to itself; ``/big?n=BYTES``;
 ``/slow?s=SECONDS``; ``/hold/NAME?ms=N`` sleeps and records (name, start, end) so tests can see
-how many requests overlapped; ``/flaky/KEY?n=N`` fails the first N calls per key with 500.
+how many requests overlapped; ``/flaky/KEY?n=N`` fails the first N calls per key with 500;
+``/stall/KEY?s=N`` sleeps N seconds on the first call per key only.
 """
 
 import json
@@ -129,6 +130,14 @@ def _make_handler(rec: Recorder) -> type[BaseHTTPRequestHandler]:
                     self._json(500, {"call": n})
                 else:
                     self._json(200, {"call": n})
+            elif path.startswith("/stall/"):
+                key = path.rsplit("/", 1)[1]
+                with rec.lock:
+                    rec.calls[key] = rec.calls.get(key, 0) + 1
+                    n = rec.calls[key]
+                if n == 1:
+                    time.sleep(float(query.get("s", "30")))
+                self._json(200, {"call": n})
             elif path == "/big":
                 self._send(200, b"x" * int(query.get("n", "100000")), "text/plain")
             else:

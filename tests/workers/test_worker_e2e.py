@@ -1,0 +1,241 @@
+"""Real ``chime worker`` processes on the test Redis: concurrency, priority, and kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from app import clock
+from app.core.task import Run, Task
+from app.settings import Settings
+from app.store.enqueue import enqueue_runs
+from app.store.keys import Keys
+from app.store.runs import load_run
+from app.store.semaphore import holders
+from tests.workers.conftest import LocalServer
+from tests.workers.factories import AGENT, Store, make_task, release_due
+
+CHIME = str(Path(sys.executable).with_name("chime"))
+
+
+class Workers:
+    """``chime worker`` subprocesses started by a test, stopped by pid afterwards."""
+
+    def __init__(self, redis_url: str, tmp: Path) -> None:
+        self.redis_url = redis_url
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        full_env = {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "CHIME_LOG_LEVEL": "WARNING",
+            **env,
+        }
+        log = (self.tmp / f"worker-{len(self.procs)}.log").open("wb")
+        self.logs.append(log)
+        proc = subprocess.Popen(
+            [CHIME, "worker", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+        for log in self.logs:
+            log.close()
+
+    def output(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.tmp.glob("worker-*.log")))
+
+
+@pytest.fixture
+def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
+    ws = Workers(redis_url, tmp_path)
+    try:
+        yield ws
+    finally:
+        ws.stop_all()
+
+
+@pytest.fixture
+def rq_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def store(r: redis.Redis, keys: Keys, settings: Settings) -> Store:
+    return Store(r, keys, settings)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status_of(r: redis.Redis, keys: Keys, run_id: str) -> str:
+    return str(r.hget(keys.run(run_id), "status"))
+
+
+def queue(store: Store, rq: redis.Redis, keys: Keys, task: Task) -> Run:
+    run = store.run_now(task.id, AGENT)
+    enqueue_runs(rq, keys, [(run.id, run.priority)])
+    return run
+
+
+def hold(server: LocalServer, ms: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "hold",
+            "action": "http.request",
+            "params": {"url": f"{server.url}/hold/{{{{ run.id }}}}?ms={ms}"},
+        }
+    ]
+
+
+def test_twenty_runs_limit_three_on_four_workers(
+    store: Store,
+    r: redis.Redis,
+    rq_client: redis.Redis,
+    keys: Keys,
+    workers: Workers,
+    http_server: LocalServer,
+) -> None:
+    for _ in range(4):
+        workers.start()
+    # two tasks of one agent share the key: three long holders, then seventeen short runs
+    long_task, _ = store.create(
+        make_task(hold(http_server, 1500), concurrency_key="shared", concurrency_limit=3)
+    )
+    short_task, _ = store.create(
+        make_task(hold(http_server, 100), concurrency_key="shared", concurrency_limit=3)
+    )
+    holders_ = [queue(store, rq_client, keys, long_task) for _ in range(3)]
+    for run in holders_:
+        wait_until(lambda run=run: status_of(r, keys, run.id) == "running", what="a holder")
+    waiting_runs = []
+    for _ in range(17):
+        run = queue(store, rq_client, keys, short_task)
+        # each one parks before the next is queued, so the FIFO order is the creation order
+        wait_until(lambda run=run: status_of(r, keys, run.id) == "pending", what="parking")
+        waiting_runs.append(run)
+    all_ids = [run.id for run in holders_ + waiting_runs]
+    wait_until(
+        lambda: all(status_of(r, keys, i) == "succeeded" for i in all_ids),
+        timeout=30,
+        what="all runs to succeed",
+    )
+    intervals = [(start, end) for _, start, end in http_server.recorder.holds]
+    assert len(intervals) == 20
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running, peak = 0, 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 3
+    # the slot was handed over strictly in FIFO order (enqueued_at is set at hand-over) ...
+    handed_at = [int(r.hget(keys.run(run.id), "enqueued_at") or 0) for run in waiting_runs]
+    assert handed_at == sorted(handed_at)
+    # ... and runs started in that order, give or take the runs handed at the same moment
+    started = {name: start for name, start, _ in http_server.recorder.holds}
+    order = [started[run.id] for run in waiting_runs]
+    assert all(order[i] <= order[j] for i in range(17) for j in range(i + 3, 17))
+    assert holders(r, keys, AGENT, "shared") == {}
+
+
+def test_priority_one_runs_before_priority_nine(
+    store: Store,
+    r: redis.Redis,
+    rq_client: redis.Redis,
+    keys: Keys,
+    workers: Workers,
+    http_server: LocalServer,
+) -> None:
+    low, _ = store.create(make_task(hold(http_server, 10), priority=9))
+    high, _ = store.create(make_task(hold(http_server, 10), priority=1))
+    low_run = queue(store, rq_client, keys, low)
+    high_run = queue(store, rq_client, keys, high)
+    proc = workers.start("--burst")
+    assert proc.wait(30) == 0
+    assert [name for name, _, _ in http_server.recorder.holds] == [high_run.id, low_run.id]
+    first, second = load_run(r, keys, high_run.id), load_run(r, keys, low_run.id)
+    assert first is not None and second is not None
+    assert first.status == second.status == "succeeded"
+    assert first.started_at is not None and second.started_at is not None
+    assert first.started_at <= second.started_at
+
+
+def test_a_killed_worker_s_run_is_retried_and_its_slot_freed_after_the_lease(
+    store: Store,
+    r: redis.Redis,
+    rq_client: redis.Redis,
+    keys: Keys,
+    workers: Workers,
+    http_server: LocalServer,
+) -> None:
+    lease = 1.0
+    env = {"CHIME_SEMAPHORE_LEASE_SECONDS": str(lease)}
+    task, _ = store.create(
+        make_task(
+            [
+                {
+                    "name": "stall",
+                    "action": "http.request",
+                    # only the task's first call stalls: the one the killed worker makes
+                    "params": {"url": f"{http_server.url}/stall/{{{{ task.id }}}}?s=30"},
+                    "timeout_seconds": 60,
+                }
+            ],
+            concurrency_key="k",
+            concurrency_limit=1,
+            max_retries=1,
+            backoff_strategy="fixed",
+        )
+    )
+    first = workers.start(**env)
+    stuck = queue(store, rq_client, keys, task)
+    wait_until(lambda: http_server.recorder.requests, what="the first attempt's request")
+    assert status_of(r, keys, stuck.id) == "running"
+    behind = queue(store, rq_client, keys, task)  # the only worker is busy: it stays queued
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    killed_at = clock.now_ms()
+
+    workers.start(**env)
+    wait_until(lambda: status_of(r, keys, behind.id) == "succeeded", what="the run behind")
+    wait_until(lambda: status_of(r, keys, stuck.id) == "pending", what="the retry")
+    retry = load_run(r, keys, stuck.id)
+    assert retry is not None and retry.attempt == 2
+    assert retry.error is not None and retry.error.startswith("worker lost")
+    # the slot came free only once the dead worker's lease lapsed
+    after = load_run(r, keys, behind.id)
+    assert after is not None and after.started_at is not None
+    assert after.started_at - killed_at >= lease * 1000 / 2
+    # the scheduler releases the retry when due; here the test does
+    wait_until(lambda: release_due(r, rq_client, keys), what="the release")
+    wait_until(lambda: status_of(r, keys, stuck.id) == "succeeded", what="attempt 2")
+    done = load_run(r, keys, stuck.id)
+    assert done is not None and (done.attempt, done.error) == (2, None)
+    assert holders(r, keys, AGENT, "k") == {}
+    assert r.zcard(keys.running) == 0
