@@ -8,7 +8,6 @@ failure. Runs handed a freed slot are enqueued right away (the scheduler's outbo
 them if this process dies first).
 """
 
-import importlib
 import logging
 import random
 import threading
@@ -25,6 +24,7 @@ from app.core.task import Run
 from app.settings import Settings, get_settings
 from app.store import stats
 from app.store.enqueue import enqueue_runs
+from app.store.events import emit_event
 from app.store.keys import Keys
 from app.store.runs import Finished, finish_run, load_run, load_task, renew_run, start_run
 from app.store.scripts import ErrorCode, ScriptError
@@ -196,20 +196,13 @@ def _count(deps: JobDeps, run: Run, status: str, counter: str | None = None) -> 
     pipe.execute()
 
 
-def store_emitter(deps: JobDeps, run: Run) -> Emit | None:
-    """``event.emit`` through ``app.store.events.emit_event``, enqueueing the runs it queues.
-
-    Looked up at call time: None (the step fails, saying so) where that store is missing.
-    """
-    try:
-        events = importlib.import_module("app.store.events")
-    except ImportError:
-        return None
-    emit_event = events.emit_event
+def store_emitter(deps: JobDeps, run: Run) -> Emit:
+    """``event.emit`` as ``POST /events`` by the run's agent (the store enqueues the runs)."""
 
     def emit(name: str, data: dict[str, Any]) -> dict[str, Any]:
-        event_id, runs = emit_event(deps.client, deps.keys, deps.settings, run.agent_id, name, data)
-        _enqueue(deps, [(r.id, r.priority) for r in runs if r.status == "queued"])
+        event_id, runs = emit_event(
+            deps.client, deps.rq, deps.keys, deps.settings, run.agent_id, name, data
+        )
         return {"event_id": event_id, "runs": [r.id for r in runs]}
 
     return emit

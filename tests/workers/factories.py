@@ -1,6 +1,7 @@
 """Task and run records for worker tests, and a way to store them as the API would."""
 
 import uuid
+from collections import Counter
 from typing import Any
 
 import redis
@@ -67,129 +68,9 @@ def store_run(r: redis.Redis, keys: Keys, run: Run) -> Run:
     return run
 
 
-_RELEASE_BODY = """
-local run_key, delayed_key, outbox_key, dedupe_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local run_id, now, window_ms, grace_ms, has_dedupe = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('ZREM', delayed_key, run_id) == 0 then
-  return false
-end
-if has_dedupe ~= '1' then
-  dedupe_key = ''
-end
-return chime_queue_run(run_key, outbox_key, dedupe_key, tonumber(window_ms), run_id,
-  tonumber(now), tonumber(grace_ms))
-"""
+def release_due(r: redis.Redis, rq: redis.Redis, settings: Any) -> Counter[str]:
+    """One scheduler pass: delayed runs that are due are released (dedupe applies) and
+    enqueued. Returns the released runs counted by outcome."""
+    from workers.scheduler import Scheduler
 
-
-def release_due(r: redis.Redis, rq: redis.Redis, keys: Keys) -> list[tuple[str, str]]:
-    """Release delayed runs that are due and enqueue the queued ones, as the scheduler does.
-
-    Goes through the same ``queue_run`` include the scheduler uses, so dedupe applies.
-    """
-    from app.store.enqueue import enqueue_runs
-    from app.store.scripts import LUA_DIR
-
-    source = (LUA_DIR / "includes" / "queue_run.lua").read_text() + _RELEASE_BODY
-    script = r.register_script(source)
-    now = clock.now_ms()
-    released: list[tuple[str, str]] = []
-    queued: list[tuple[str, int]] = []
-    for run_id in r.zrangebyscore(keys.delayed, "-inf", now):
-        run = r.hgetall(keys.run(run_id))
-        task = r.hgetall(keys.task(run["task_id"]))
-        dedupe = task.get("dedupe_key")
-        status = script(
-            keys=[
-                keys.run(run_id),
-                keys.delayed,
-                keys.outbox,
-                keys.dedupe(task["created_by"], dedupe) if dedupe else keys.run(run_id),
-            ],
-            args=[
-                run_id,
-                now,
-                int(float(task.get("dedupe_window_seconds") or 3600) * 1000),
-                30_000,
-                "1" if dedupe else "0",
-            ],
-        )
-        if status:
-            released.append((run_id, status))
-            if status == "queued":
-                queued.append((run_id, int(run.get("priority", 5))))
-    if queued:
-        enqueue_runs(rq, keys, queued)
-    return released
-
-
-class Store:
-    """The task store's create / run_now / cancel, through its own Lua scripts.
-
-    ``app.store.tasks.TaskStore`` cannot be imported at the moment (its ``list`` method shadows
-    the builtin in a later annotation); this calls the same scripts with the same arguments.
-    """
-
-    def __init__(self, r: redis.Redis, keys: Keys, settings: Any) -> None:
-        self.r, self.keys, self.settings = r, keys, settings
-
-    def create(self, task: Task) -> tuple[Task, bool]:
-        return store_task(self.r, self.keys, task), True
-
-    def run_now(self, task_id: str, agent: str) -> Run:
-        from app.store import scripts
-        from app.store.codec import from_hash
-
-        task = from_hash(Task, self.r.hgetall(self.keys.task(task_id)))
-        run_id = str(uuid.uuid4())
-        result = scripts.check(
-            scripts.script(self.r, "run_now")(
-                keys=[
-                    self.keys.task(task_id),
-                    self.keys.task_runs(task_id),
-                    self.keys.run(run_id),
-                    self.keys.outbox,
-                    self.keys.delayed,
-                    self.keys.dedupe(task.created_by, task.dedupe_key)
-                    if task.dedupe_key
-                    else self.keys.run(run_id),
-                ],
-                args=[
-                    clock.now_ms(),
-                    run_id,
-                    task.dedupe_key or "",
-                    self.keys.run(""),
-                    self.settings.run_history,
-                    int(self.settings.enqueue_grace_seconds * 1000),
-                ],
-            )
-        )
-        assert result[0] == "ok"
-        return from_hash(Run, self.r.hgetall(self.keys.run(run_id)))
-
-    def cancel(self, task_id: str, agent: str) -> tuple[Task, list[str]]:
-        from app.store import scripts
-        from app.store.codec import from_hash
-
-        task = from_hash(Task, self.r.hgetall(self.keys.task(task_id)))
-        runs_key = self.keys.task_runs(task_id)
-        fifo = (
-            self.keys.semaphore_queue(task.created_by, task.concurrency_key)
-            if task.concurrency_key
-            else runs_key
-        )
-        result = scripts.check(
-            scripts.script(self.r, "cancel_task")(
-                keys=[
-                    self.keys.task(task_id),
-                    self.keys.due,
-                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
-                    *self.keys.indexes(task.created_by, "canceled", task.schedule_kind),
-                    runs_key,
-                    self.keys.delayed,
-                    self.keys.outbox,
-                    fifo,
-                ],
-                args=[clock.now_ms(), task.status, task.sched_version, self.keys.run("")],
-            )
-        )
-        return from_hash(Task, self.r.hgetall(self.keys.task(task_id))), list(result[1:])
+    return Scheduler(settings, client=r, rq=rq).run_once().released

@@ -1,8 +1,7 @@
 """The job function in this process against the real Redis: start, record, retry, park, lose.
 
 Runs are created through the task store (``run_now`` applies dedupe as any trigger does);
-retries are released with ``release_due``, which goes through the same ``queue_run`` include as
-the scheduler.
+retries are released by a pass of the real scheduler (``release_due``).
 """
 
 import logging
@@ -22,8 +21,9 @@ from app.settings import Settings
 from app.store.keys import Keys, queue_name
 from app.store.runs import load_run
 from app.store.semaphore import holders, waiting
+from app.store.tasks import TaskStore
 from tests.workers.conftest import LocalServer
-from tests.workers.factories import AGENT, OTHER_AGENT, Store, make_task, release_due
+from tests.workers.factories import AGENT, OTHER_AGENT, make_task, release_due
 from workers.job import JobDeps, run_job
 
 
@@ -37,8 +37,8 @@ def rq_client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def store(r: redis.Redis, keys: Keys, settings: Settings) -> Store:
-    return Store(r, keys, settings)
+def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
+    return TaskStore(r, keys, settings)
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def hit(server: LocalServer, path: str, **params: Any) -> dict[str, Any]:
 
 
 def test_a_run_goes_from_queued_to_succeeded_with_its_steps(
-    store: Store,
+    store: TaskStore,
     deps: JobDeps,
     http_server: LocalServer,
     caplog: pytest.LogCaptureFixture,
@@ -78,7 +78,7 @@ def test_a_run_goes_from_queued_to_succeeded_with_its_steps(
 
 
 def test_a_duplicate_job_and_a_canceled_run_are_left_alone(
-    store: Store, deps: JobDeps, http_server: LocalServer
+    store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     task, _ = store.create(make_task([hit(http_server, "/json")]))
     run = store.run_now(task.id, AGENT)
@@ -96,7 +96,7 @@ def test_a_duplicate_job_and_a_canceled_run_are_left_alone(
 
 @pytest.mark.parametrize("strategy", ["fixed", "linear", "exponential_jitter"])
 def test_retry_schedules_follow_the_backoff_strategy(
-    store: Store, deps: JobDeps, strategy: str
+    store: TaskStore, deps: JobDeps, strategy: str
 ) -> None:
     task, _ = store.create(
         make_task(
@@ -123,9 +123,10 @@ def test_retry_schedules_follow_the_backoff_strategy(
         assert deps.client.zscore(deps.keys.delayed, run.id) == pending.next_attempt_at
         delays.append(expected)
         # not due yet: nothing is released; due after the delay
-        assert release_due(deps.client, deps.rq, deps.keys) == [] or expected == 0
+        if expected > 0:
+            assert sum(release_due(deps.client, deps.rq, deps.settings).values()) == 0
         clock.shift(expected + 1)
-        release_due(deps.client, deps.rq, deps.keys)
+        assert release_due(deps.client, deps.rq, deps.settings) == {"queued": 1}
     assert run_job(run.id, deps) == "failed"
     final = load_run(deps.client, deps.keys, run.id)
     assert final is not None
@@ -141,7 +142,7 @@ def test_retry_schedules_follow_the_backoff_strategy(
 
 
 def test_a_pipeline_that_fails_twice_then_passes_succeeds_on_attempt_three(
-    store: Store, deps: JobDeps, http_server: LocalServer
+    store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     task, _ = store.create(
         make_task([hit(http_server, "/flaky/k?n=2")], max_retries=3, backoff_strategy="fixed")
@@ -150,7 +151,7 @@ def test_a_pipeline_that_fails_twice_then_passes_succeeds_on_attempt_three(
     outcomes = []
     for _ in range(3):
         outcomes.append(run_job(run.id, deps))
-        release_due(deps.client, deps.rq, deps.keys)
+        release_due(deps.client, deps.rq, deps.settings)
     assert outcomes == ["pending", "pending", "succeeded"]
     done = load_run(deps.client, deps.keys, run.id)
     assert done is not None
@@ -161,7 +162,7 @@ def test_a_pipeline_that_fails_twice_then_passes_succeeds_on_attempt_three(
 
 
 def test_no_free_slot_parks_the_run_and_the_release_enqueues_it(
-    store: Store, deps: JobDeps, http_server: LocalServer
+    store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     task, _ = store.create(
         make_task([hit(http_server, "/hold/x?ms=400")], concurrency_key="k", concurrency_limit=1)
@@ -190,7 +191,7 @@ def test_no_free_slot_parks_the_run_and_the_release_enqueues_it(
 
 
 def test_the_heartbeat_keeps_a_long_attempt_alive_past_its_lease(
-    store: Store, r: redis.Redis, rq_client: redis.Redis, keys: Keys, redis_url: str
+    store: TaskStore, r: redis.Redis, rq_client: redis.Redis, keys: Keys, redis_url: str
 ) -> None:
     from workers.worker import Sweeper
 
@@ -213,7 +214,9 @@ def test_the_heartbeat_keeps_a_long_attempt_alive_past_its_lease(
     assert done is not None and done.attempt == 1
 
 
-def test_an_attempt_that_loses_its_lease_stops_and_is_retried(store: Store, deps: JobDeps) -> None:
+def test_an_attempt_that_loses_its_lease_stops_and_is_retried(
+    store: TaskStore, deps: JobDeps
+) -> None:
     deps.heartbeat_seconds = 0.05
     task, _ = store.create(
         make_task(
@@ -239,7 +242,7 @@ def test_an_attempt_that_loses_its_lease_stops_and_is_retried(store: Store, deps
     assert [s["status"] for s in retried.steps] == ["succeeded", "skipped"]
 
 
-def test_event_emit_reaches_the_injected_emitter(store: Store, deps: JobDeps) -> None:
+def test_event_emit_reaches_the_injected_emitter(store: TaskStore, deps: JobDeps) -> None:
     seen: list[tuple[str, str, dict[str, Any]]] = []
 
     def emitter(d: JobDeps, run: Any) -> Any:
@@ -256,8 +259,43 @@ def test_event_emit_reaches_the_injected_emitter(store: Store, deps: JobDeps) ->
     assert seen == [(AGENT, "x.y", {"a": 1})]
 
 
+def test_event_emit_starts_the_agent_s_matching_event_tasks(
+    store: TaskStore, deps: JobDeps
+) -> None:
+    listener, _ = store.create(
+        make_task(
+            [{"name": "l", "action": "log", "params": {"message": "n={{ event.data.n }}"}}],
+            schedule_expr="report.*",
+        )
+    )
+    store.create(make_task(schedule_expr="report.*", created_by=OTHER_AGENT))
+    emitter, _ = store.create(
+        make_task(
+            [
+                {
+                    "name": "e",
+                    "action": "event.emit",
+                    "params": {"name": "report.ready", "data": {"n": "{{ run.attempt }}"}},
+                }
+            ]
+        )
+    )
+    run = store.run_now(emitter.id, AGENT)
+    assert run_job(run.id, deps) == "succeeded"
+    done = load_run(deps.client, deps.keys, run.id)
+    assert done is not None
+    (started,) = done.steps[0]["output"]["runs"]  # only this agent's task matched
+    queued = load_run(deps.client, deps.keys, started)
+    assert queued is not None
+    assert (queued.task_id, queued.trigger, queued.status) == (listener.id, "event", "queued")
+    assert Queue(queue_name(5), connection=deps.rq).job_ids == [started]
+    assert run_job(started, deps) == "succeeded"
+    finished = load_run(deps.client, deps.keys, started)
+    assert finished is not None and finished.steps[0]["output"] == "n=1"
+
+
 def test_dedupe_inside_and_after_the_window_across_tasks_and_agents(
-    store: Store, deps: JobDeps, http_server: LocalServer
+    store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     steps = [hit(http_server, "/json")]
     a, _ = store.create(make_task(steps, dedupe_key="nightly", dedupe_window_seconds=1))
@@ -285,7 +323,7 @@ def test_dedupe_inside_and_after_the_window_across_tasks_and_agents(
 
 
 def test_a_retry_inside_the_window_is_not_deduped_by_itself(
-    store: Store, deps: JobDeps, http_server: LocalServer
+    store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     task, _ = store.create(
         make_task(
@@ -297,12 +335,12 @@ def test_a_retry_inside_the_window_is_not_deduped_by_itself(
     )
     run = store.run_now(task.id, AGENT)
     assert run_job(run.id, deps) == "pending"
-    assert release_due(deps.client, deps.rq, deps.keys) == [(run.id, "queued")]
+    assert release_due(deps.client, deps.rq, deps.settings) == {"queued": 1}
     assert run_job(run.id, deps) == "succeeded"
 
 
 def test_a_running_run_of_a_canceled_task_finishes(
-    store: Store, deps: JobDeps, http_server: LocalServer
+    store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     task, _ = store.create(make_task([hit(http_server, "/hold/c?ms=300")]))
     running = store.run_now(task.id, AGENT)
