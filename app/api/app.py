@@ -14,6 +14,7 @@ from app.api.agents import AgentController
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.events import EventController
 from app.api.health import HealthController
+from app.api.metrics import metrics
 from app.api.runs import RunController
 from app.api.tasks import TaskController
 from app.settings import Settings, get_settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EventController,
             AgentController,
             HealthController,
+            metrics,
         ],
         state=state,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -20,7 +20,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.responses import create_exception_response
-from litestar.status_codes import HTTP_409_CONFLICT
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
 from litestar.types import ExceptionHandlersMap
 
 from app.core.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -78,6 +78,36 @@ def on_litestar_validation(
     return _respond(request, ValidationException(detail=detail, extra=problems or exc.extra))
 
 
+def on_bad_request(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Every 400 Litestar raises: its validation errors, and bodies it cannot parse (malformed
+    JSON, a number out of range), which it reports without naming a field: they are ``body``."""
+    if isinstance(exc, ValidationException):
+        return on_litestar_validation(request, exc)
+    if exc.extra:
+        return _respond(request, exc)
+    return _respond(
+        request,
+        ValidationException(
+            detail=f"body: {exc.detail}",
+            extra=[{"key": "body", "message": exc.detail, "source": "body"}],
+        ),
+    )
+
+
+def on_recursion(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """A body nested deeper than the JSON decoder goes is bad input, not a server fault."""
+    if "deserializ" not in str(exc):
+        log.exception("recursion error", exc_info=exc)
+        return _respond(request, HTTPException(detail="Internal Server Error"))
+    return _respond(
+        request,
+        ValidationException(
+            detail="body: nested too deeply",
+            extra=[{"key": "body", "message": "nested too deeply", "source": "body"}],
+        ),
+    )
+
+
 def on_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
     return _respond(request, NotFoundException(detail=str(exc)))
 
@@ -103,7 +133,8 @@ def on_redis_down(request: Request[Any, Any, Any], exc: redis.RedisError) -> Res
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationError: on_validation_error,
-    ValidationException: on_litestar_validation,
+    HTTP_400_BAD_REQUEST: on_bad_request,
+    RecursionError: on_recursion,
     NotFound: on_not_found,
     Conflict: on_conflict,
     Forbidden: on_forbidden,

@@ -50,8 +50,11 @@ def test_every_endpoint_needs_a_known_bearer_token(
     assert resp.json()["status_code"] == 401
 
 
-def test_health_and_schema_need_no_token(api: TestClient[Any]) -> None:
+def test_health_metrics_and_schema_need_no_token(api: TestClient[Any]) -> None:
     assert api.get("/healthz").status_code == 200
+    metrics = api.get("/metrics")
+    assert metrics.status_code == 200
+    assert "chime_tasks{" in metrics.text
     schema = api.get("/schema/openapi.json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
