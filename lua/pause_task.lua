@@ -26,10 +26,5 @@ redis.call('ZREM', due_key, task_id)
 redis.call('HDEL', task_key, 'next_run_at')
 redis.call('HSET', task_key, 'status', 'paused', 'updated_at', now)
 redis.call('HINCRBY', task_key, 'sched_version', 1)
-local old_idx, new_idx = {}, {}
-for i = 3, 10 do
-  old_idx[#old_idx + 1] = KEYS[i]
-  new_idx[#new_idx + 1] = KEYS[i + 8]
-end
-chime_reindex(old_idx, new_idx, task_id, redis.call('HGET', task_key, 'created_at'))
+chime_move_indexes(task_key, task_id)
 return {'ok'}

@@ -29,12 +29,7 @@ end
 local task_id = redis.call('HGET', task_key, 'id')
 redis.call('HSET', task_key, 'status', new_status, 'updated_at', now)
 redis.call('HINCRBY', task_key, 'sched_version', 1)
-local old_idx, new_idx = {}, {}
-for i = 3, 10 do
-  old_idx[#old_idx + 1] = KEYS[i]
-  new_idx[#new_idx + 1] = KEYS[i + 8]
-end
-chime_reindex(old_idx, new_idx, task_id, redis.call('HGET', task_key, 'created_at'))
+chime_move_indexes(task_key, task_id)
 if next_run_at ~= '' and new_status == 'active' then
   redis.call('HSET', task_key, 'next_run_at', next_run_at)
   chime_set_due(due_key, wake, task_id, next_run_at)

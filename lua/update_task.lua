@@ -39,12 +39,7 @@ if deletes ~= '' then
     redis.call('HDEL', task_key, name)
   end
 end
-local old_idx, new_idx = {}, {}
-for i = 3, 10 do
-  old_idx[#old_idx + 1] = KEYS[i]
-  new_idx[#new_idx + 1] = KEYS[i + 8]
-end
-chime_reindex(old_idx, new_idx, task_id, redis.call('HGET', task_key, 'created_at'))
+chime_move_indexes(task_key, task_id)
 if due ~= 'keep' then
   redis.call('HINCRBY', task_key, 'sched_version', 1)
   if due == 'clear' then

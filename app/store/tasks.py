@@ -8,7 +8,7 @@ so concurrent requests and a racing scheduler never interleave half-changes.
 
 import builtins
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
@@ -24,6 +24,8 @@ from app.store.codec import encode_value, from_hash, to_hash
 from app.store.keys import Keys
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+#: what a transition plan returns: (script, KEYS, ARGV after now/status/version), or None
+_Step = tuple[str, list[str], list[Any]] | None
 _RETRIES = 20
 
 
@@ -133,175 +135,103 @@ class TaskStore:
         A completed task whose schedule changes becomes active again when the new schedule has
         a next run; a schedule change also ends a snooze. A canceled task is a :class:`Conflict`.
         """
-        for _ in range(_RETRIES):
-            task = self.get(task_id, agent)
+
+        def plan(task: Task, now: int) -> _Step:
             if task.status == TaskStatus.CANCELED:
                 raise Conflict("update", task.status)
-            now = clock.now_ms()
-            new = Task(**{**_as_dict(task), **changes})
+            given = dict(changes)
             due: str | int = "keep"
             status = task.status
-            if any(f in changes and changes[f] != getattr(task, f) for f in SCHEDULE_FIELDS):
+            if any(f in given and given[f] != getattr(task, f) for f in SCHEDULE_FIELDS):
                 # a new schedule starts clean: a snooze of the old one does not carry over
-                changes = {**changes, "snoozed_until": None, "snooze_reason": None}
-                new.snoozed_until = None
-                nxt = first_run_at(new, now)
-                if task.status == TaskStatus.PAUSED:
-                    due = "clear"
-                elif nxt is None:
-                    due = "clear"
-                    status = (
-                        TaskStatus.ACTIVE.value
-                        if new.schedule_kind == "event"
-                        else TaskStatus.COMPLETED.value
-                    )
-                else:
-                    due, status = nxt, TaskStatus.ACTIVE.value
-            sets: builtins.list[str] = []
-            deletes: builtins.list[str] = []
-            for name, value in changes.items():
-                if value is None:
-                    deletes.append(name)
-                else:
-                    sets += [name, encode_value(name, value)]
-            result = scripts.script(self.r, "update_task")(
-                keys=[
-                    self.keys.task(task_id),
-                    self.keys.due,
-                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
-                    *self.keys.indexes(task.created_by, status, new.schedule_kind),
-                ],
-                args=[
-                    now,
-                    task.status,
-                    task.sched_version,
-                    due,
-                    self.keys.wake,
-                    status,
-                    ",".join(deletes),
-                    *sets,
-                ],
+                given.update(snoozed_until=None, snooze_reason=None)
+                nxt = first_run_at(Task(**{**_as_dict(task), **given}), now)
+                due = "clear" if task.status == TaskStatus.PAUSED or nxt is None else nxt
+                if task.status != TaskStatus.PAUSED:
+                    ends = nxt is None and given.get("schedule_kind", task.schedule_kind) != "event"
+                    status = TaskStatus.COMPLETED.value if ends else TaskStatus.ACTIVE.value
+            kind = given.get("schedule_kind", task.schedule_kind)
+            sets = [x for n, v in given.items() if v is not None for x in (n, encode_value(n, v))]
+            deletes = ",".join(n for n, v in given.items() if v is None)
+            return (
+                "update_task",
+                self._moving(task, status, kind),
+                [due, self.keys.wake, status, deletes, *sets],
             )
-            if self._retry(result, task_id, "update"):
-                continue
-            return self.get(task_id)
-        raise _busy(task_id)
+
+        return self._transition(task_id, agent, plan)[0]
 
     def pause(self, task_id: str, agent: str | None) -> Task:
         """Pause: no scheduled or event runs. Idempotent; canceled or completed is a 409."""
-        for _ in range(_RETRIES):
-            task = self.get(task_id, agent)
+
+        def plan(task: Task, now: int) -> _Step:
             if task.status == TaskStatus.PAUSED:
-                return task
+                return None
             if task.status in TASK_FINAL:
                 raise Conflict("pause", task.status)
-            result = scripts.script(self.r, "pause_task")(
-                keys=[
-                    self.keys.task(task_id),
-                    self.keys.due,
-                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
-                    *self.keys.indexes(task.created_by, "paused", task.schedule_kind),
-                ],
-                args=[clock.now_ms(), task.status, task.sched_version],
-            )
-            if self._retry(result, task_id, "pause"):
-                continue
-            return self.get(task_id)
-        raise _busy(task_id)
+            return "pause_task", self._moving(task, TaskStatus.PAUSED.value), []
+
+        return self._transition(task_id, agent, plan)[0]
 
     def resume(self, task_id: str, agent: str | None) -> Task:
         """Resume from now: occurrences missed while paused are not caught up.
 
         Idempotent on an active task; canceled (or completed) is a 409.
         """
-        for _ in range(_RETRIES):
-            task = self.get(task_id, agent)
+
+        def plan(task: Task, now: int) -> _Step:
             if task.status == TaskStatus.ACTIVE:
-                return task
+                return None
             if task.status in TASK_FINAL:
                 raise Conflict("resume", task.status)
-            now = clock.now_ms()
             nxt = first_run_at(task, now)
-            status = (
-                TaskStatus.ACTIVE.value
-                if nxt is not None or task.schedule_kind == "event"
-                else TaskStatus.COMPLETED.value
+            ends = nxt is None and task.schedule_kind != "event"
+            status = TaskStatus.COMPLETED.value if ends else TaskStatus.ACTIVE.value
+            return (
+                "resume_task",
+                self._moving(task, status),
+                ["" if nxt is None else nxt, status, self.keys.wake],
             )
-            result = scripts.script(self.r, "resume_task")(
-                keys=[
-                    self.keys.task(task_id),
-                    self.keys.due,
-                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
-                    *self.keys.indexes(task.created_by, status, task.schedule_kind),
-                ],
-                args=[
-                    now,
-                    task.status,
-                    task.sched_version,
-                    "" if nxt is None else nxt,
-                    status,
-                    self.keys.wake,
-                ],
-            )
-            if self._retry(result, task_id, "resume"):
-                continue
-            return self.get(task_id)
-        raise _busy(task_id)
+
+        return self._transition(task_id, agent, plan)[0]
 
     def snooze(
         self, task_id: str, delay_seconds: int, reason: str | None, agent: str | None
     ) -> Task:
         """Move the next occurrence to ``next_run_at + delay``; canceled or completed is a 409."""
-        for _ in range(_RETRIES):
-            task = self.get(task_id, agent)
+
+        def plan(task: Task, now: int) -> _Step:
             if task.status in TASK_FINAL:
                 raise Conflict("snooze", task.status)
-            result = scripts.script(self.r, "snooze_task")(
-                keys=[self.keys.task(task_id), self.keys.due],
-                args=[
-                    clock.now_ms(),
-                    task.status,
-                    task.sched_version,
-                    delay_seconds * 1000,
-                    reason or "",
-                    self.keys.wake,
-                ],
-            )
-            if self._retry(result, task_id, "snooze"):
-                continue
-            return self.get(task_id)
-        raise _busy(task_id)
+            keys = [self.keys.task(task.id), self.keys.due]
+            return "snooze_task", keys, [delay_seconds * 1000, reason or "", self.keys.wake]
+
+        return self._transition(task_id, agent, plan)[0]
 
     def cancel(self, task_id: str, agent: str | None) -> tuple[Task, builtins.list[str]]:
         """Cancel for good; returns the task and the ids of runs that were queued on RQ (the
         caller takes them off their queues). Repeating it changes nothing."""
-        for _ in range(_RETRIES):
-            task = self.get(task_id, agent)
+
+        def plan(task: Task, now: int) -> _Step:
             if task.status == TaskStatus.CANCELED:
-                return task, []
-            runs_key = self.keys.task_runs(task_id)
+                return None
+            runs_key = self.keys.task_runs(task.id)
             fifo = (
                 self.keys.semaphore_queue(task.created_by, task.concurrency_key)
                 if task.concurrency_key
                 else runs_key
             )
-            result = scripts.script(self.r, "cancel_task")(
-                keys=[
-                    self.keys.task(task_id),
-                    self.keys.due,
-                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
-                    *self.keys.indexes(task.created_by, "canceled", task.schedule_kind),
-                    runs_key,
-                    self.keys.delayed,
-                    self.keys.outbox,
-                    fifo,
-                ],
-                args=[clock.now_ms(), task.status, task.sched_version, self.keys.run("")],
-            )
-            if self._retry(result, task_id, "cancel"):
-                continue
-            return self.get(task_id), builtins.list(result[1:])
-        raise _busy(task_id)
+            keys = [
+                *self._moving(task, TaskStatus.CANCELED.value),
+                runs_key,
+                self.keys.delayed,
+                self.keys.outbox,
+                fifo,
+            ]
+            return "cancel_task", keys, [self.keys.run("")]
+
+        task, result = self._transition(task_id, agent, plan)
+        return task, builtins.list(result[1:])
 
     def run_now(self, task_id: str, agent: str | None) -> Run:
         """Create a run outside the schedule (status ``queued``, or ``deduped``); the caller
@@ -334,6 +264,35 @@ class TaskStore:
             if self._retry(result, task_id, "run"):
                 continue
             return from_hash(Run, self.r.hgetall(self.keys.run(run_id)))
+        raise _busy(task_id)
+
+    def _moving(self, task: Task, status: str, kind: str | None = None) -> builtins.list[str]:
+        """KEYS[1..18] of a transition script: the task, due, and its indexes before/after."""
+        return [
+            self.keys.task(task.id),
+            self.keys.due,
+            *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
+            *self.keys.indexes(task.created_by, status, kind or task.schedule_kind),
+        ]
+
+    def _transition(
+        self, task_id: str, agent: str | None, plan: Callable[[Task, int], _Step]
+    ) -> tuple[Task, Any]:
+        """Read a snapshot, let ``plan`` decide the script (None: nothing to do), run it with
+        the snapshot's status and sched_version, and start over if the script found it stale."""
+        for _ in range(_RETRIES):
+            task = self.get(task_id, agent)
+            now = clock.now_ms()
+            step = plan(task, now)
+            if step is None:
+                return task, ["ok"]
+            name, keys, args = step
+            result = scripts.script(self.r, name)(
+                keys=keys, args=[now, task.status, task.sched_version, *args]
+            )
+            if self._retry(result, task_id, name.removesuffix("_task")):
+                continue
+            return self.get(task_id), result
         raise _busy(task_id)
 
     def _retry(self, result: Any, task_id: str, action: str) -> bool:

@@ -6,6 +6,9 @@
 --   {-1, "task"} no such task; {-3, "<status>:<version>"} the snapshot is stale.
 -- chime_reindex(old_keys, new_keys, task_id, score)
 --   Move the task from the 8 listing indexes of its old (agent, status, kind) to the new ones.
+-- chime_move_indexes(task_key, task_id)
+--   chime_reindex from KEYS[3..10] (the indexes of the snapshot) to KEYS[11..18] (the new
+--   ones): the KEYS layout every task transition script shares.
 -- chime_set_due(due_key, wake_channel, task_id, ms)
 --   Put the task in `due` at ms; publish on the wake channel when it became the earliest.
 
@@ -29,6 +32,15 @@ local function chime_reindex(old_keys, new_keys, task_id, score)
   for i = 1, #new_keys do
     redis.call('ZADD', new_keys[i], score, task_id)
   end
+end
+
+local function chime_move_indexes(task_key, task_id)
+  local old_idx, new_idx = {}, {}
+  for i = 3, 10 do
+    old_idx[#old_idx + 1] = KEYS[i]
+    new_idx[#new_idx + 1] = KEYS[i + 8]
+  end
+  chime_reindex(old_idx, new_idx, task_id, redis.call('HGET', task_key, 'created_at'))
 end
 
 local function chime_set_due(due_key, wake_channel, task_id, ms)
