@@ -90,15 +90,25 @@ ActionFn = Callable[[Any, StepContext], Any]
 ACTIONS: dict[str, ActionFn] = {}
 
 
+#: actions that return at once without blocking: run in the job's thread, no step thread
+INLINE: set[str] = set()
+
+
 def action(
-    name: str,
+    name: str, inline: bool = False
 ) -> Callable[[Callable[[_P, StepContext], Any]], Callable[[_P, StepContext], Any]]:
-    """Register the function of action ``name`` (which must have a params struct)."""
+    """Register the function of action ``name`` (which must have a params struct).
+
+    ``inline``: the action never blocks (no I/O, no waiting), so the step timeout cannot be
+    reached and the runner calls it directly instead of in a thread.
+    """
     if name not in ACTION_PARAMS:
         raise KeyError(f"action {name!r} has no params struct in ACTION_PARAMS")
 
     def register(fn: Callable[[_P, StepContext], Any]) -> Callable[[_P, StepContext], Any]:
         ACTIONS[name] = fn
+        if inline:
+            INLINE.add(name)
         return fn
 
     return register
@@ -221,7 +231,7 @@ def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]:
 # -- the small ones --------------------------------------------------------------------------
 
 
-@action("log")
+@action("log", inline=True)
 def log(p: LogParams, ctx: StepContext) -> str:
     logger.info("step.log", extra={"task_id": ctx.task.id, "run_id": ctx.run.id, "text": p.message})
     return p.message
@@ -242,6 +252,6 @@ def event_emit(p: EventEmitParams, ctx: StepContext) -> Any:
     return ctx.emit(p.name, p.data)
 
 
-@action("fail")
+@action("fail", inline=True)
 def fail(p: FailParams, ctx: StepContext) -> None:
     raise StepFailed(p.message)

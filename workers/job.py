@@ -9,8 +9,10 @@ them if this process dies first).
 """
 
 import logging
+import os
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +22,21 @@ import redis
 from app import clock
 from app.core.errors import PipelineError
 from app.core.pipeline import parse_pipeline
-from app.core.task import Run
+from app.core.task import Run, Task
 from app.settings import Settings, get_settings
 from app.store import stats
 from app.store.enqueue import enqueue_runs
 from app.store.events import emit_event
 from app.store.keys import Keys
-from app.store.runs import Finished, finish_run, load_run, load_task, renew_run, start_run
+from app.store.runs import (
+    Finished,
+    Known,
+    finish_run,
+    load_run,
+    load_task,
+    renew_run,
+    start_run,
+)
 from app.store.scripts import ErrorCode, ScriptError
 from workers.actions import Emit, Resolve, resolve_host
 from workers.pipeline import PipelineResult, run_pipeline
@@ -96,8 +106,9 @@ def run_job(run_id: str, deps: JobDeps) -> str | None:
     if run.status != "queued":
         logger.info("run.skipped", extra={"run_id": run_id, "status": run.status})
         return None
+    task = load_task(deps.client, deps.keys, run.task_id)
     try:
-        started = start_run(deps.client, deps.keys, deps.settings, run)
+        started = start_run(deps.client, deps.keys, deps.settings, run, task)
     except ScriptError as exc:
         if exc.code in (ErrorCode.CONFLICT, ErrorCode.NOT_FOUND):
             logger.info("run.skipped", extra={"run_id": run_id, "status": exc.detail})
@@ -106,24 +117,25 @@ def run_job(run_id: str, deps: JobDeps) -> str | None:
     _enqueue(deps, started.handed)
     if started.status == "parked":
         log_transition(run.task_id, run_id, run.attempt, "pending", reason="concurrency")
-        _count(deps, run, "pending", stats.CONCURRENCY_WAITS)
+        _count(deps, run, ["pending"], [stats.CONCURRENCY_WAITS])
         return "pending"
     attempt = started.attempt
     log_transition(run.task_id, run_id, attempt, "running")
-    _count(deps, run, "running")
 
-    heartbeat = Heartbeat(deps, run, attempt)
+    heartbeat = Heartbeat(deps, run, attempt, started.concurrency_key)
     heartbeat.start()
     t0 = clock.now_ms()
     try:
-        result = _execute(deps, run, attempt, heartbeat.lost)
+        result = _execute(deps, run, task, attempt, heartbeat.lost)
     finally:
         heartbeat.stop()
-    return _record(deps, run, attempt, result, (clock.now_ms() - t0) / 1000)
+    known = Known(run=run, task=task, concurrency_key=started.concurrency_key)
+    return _record(deps, known, attempt, result, (clock.now_ms() - t0) / 1000)
 
 
-def _execute(deps: JobDeps, run: Run, attempt: int, lost: threading.Event) -> PipelineResult:
-    task = load_task(deps.client, deps.keys, run.task_id)
+def _execute(
+    deps: JobDeps, run: Run, task: Task | None, attempt: int, lost: threading.Event
+) -> PipelineResult:
     if task is None:
         return PipelineResult(succeeded=False, steps=[], error="task not found")
     try:
@@ -148,8 +160,9 @@ def _execute(deps: JobDeps, run: Run, attempt: int, lost: threading.Event) -> Pi
 
 
 def _record(
-    deps: JobDeps, run: Run, attempt: int, result: PipelineResult, seconds: float
+    deps: JobDeps, known: Known, attempt: int, result: PipelineResult, seconds: float
 ) -> str | None:
+    run = known.run
     try:
         done: Finished = finish_run(
             deps.client,
@@ -161,6 +174,7 @@ def _record(
             steps=result.steps,
             error=result.error,
             rand=deps.rand,
+            known=known,
         )
     except ScriptError as exc:
         if exc.code == ErrorCode.STALE:
@@ -168,6 +182,7 @@ def _record(
             log_transition(
                 run.task_id, run.id, attempt, "lost", level=logging.WARNING, detail=exc.detail
             )
+            _count(deps, run, ["running"])
             return None
         raise
     _enqueue(deps, done.handed)
@@ -177,9 +192,13 @@ def _record(
     if done.task_completed:
         extra["task_status"] = "completed"
     log_transition(run.task_id, run.id, attempt, done.status, **extra)
-    _count(deps, run, done.status, stats.RETRIES if done.status == "pending" else None)
-    if done.status != "pending":
-        stats.observe_duration(deps.client, deps.keys, seconds)
+    _count(
+        deps,
+        run,
+        ["running", done.status],
+        [stats.RETRIES] if done.status == "pending" else [],
+        None if done.status == "pending" else seconds,
+    )
     return done.status
 
 
@@ -188,11 +207,21 @@ def _enqueue(deps: JobDeps, runs: Sequence[tuple[str, int]]) -> None:
         enqueue_runs(deps.rq, deps.keys, runs)
 
 
-def _count(deps: JobDeps, run: Run, status: str, counter: str | None = None) -> None:
+def _count(
+    deps: JobDeps,
+    run: Run,
+    statuses: Sequence[str],
+    counters: Sequence[str] = (),
+    seconds: float | None = None,
+) -> None:
+    """The stats of one attempt in one round trip (counted once it ended, to save one)."""
     pipe = deps.client.pipeline(transaction=False)
-    stats.count_run(pipe, deps.keys, status, run.trigger)
-    if counter:
+    for status in statuses:
+        stats.count_run(pipe, deps.keys, status, run.trigger)
+    for counter in counters:
         stats.incr(pipe, deps.keys, counter)
+    if seconds is not None:
+        stats.observe_duration(pipe, deps.keys, seconds)
     pipe.execute()
 
 
@@ -209,32 +238,87 @@ def store_emitter(deps: JobDeps, run: Run) -> Emit:
 
 
 class Heartbeat:
-    """Renews the attempt's lease (and its slot's) until stopped; sets ``lost`` if it cannot."""
+    """The lease renewal of one attempt; ``lost`` is set when the attempt no longer runs.
 
-    def __init__(self, deps: JobDeps, run: Run, attempt: int) -> None:
+    Every attempt of the process is renewed by one shared thread (``_Renewer``): a thread per
+    run would cost more than a short run itself.
+    """
+
+    def __init__(self, deps: JobDeps, run: Run, attempt: int, concurrency_key: str | None) -> None:
         self.deps, self.run, self.attempt = deps, run, attempt
+        self.concurrency_key = concurrency_key
         self.lost = threading.Event()
-        self._stop = threading.Event()
         lease = deps.settings.semaphore_lease_seconds
         self.interval = deps.heartbeat_seconds or max(0.05, lease / 3)
-        self._thread = threading.Thread(target=self._loop, name="chime-heartbeat", daemon=True)
+        self.next_at = time.monotonic() + self.interval
 
     def start(self) -> None:
-        self._thread.start()
+        _renewer().track(self)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        _renewer().untrack(self)
+
+    def renew(self) -> None:
+        try:
+            alive = renew_run(
+                self.deps.client,
+                self.deps.keys,
+                self.deps.settings,
+                self.run,
+                self.attempt,
+                self.concurrency_key,
+            )
+        except redis.RedisError:
+            logger.warning("run.heartbeat_failed", extra={"run_id": self.run.id})
+            return
+        if not alive:
+            self.lost.set()
+
+
+class _Renewer:
+    """One thread renewing every tracked attempt when its interval comes round."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._beats: set[Heartbeat] = set()
+        self._changed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="chime-heartbeat", daemon=True)
+        self._thread.start()
+
+    def track(self, beat: Heartbeat) -> None:
+        with self._lock:
+            self._beats.add(beat)
+        self._changed.set()
+
+    def untrack(self, beat: Heartbeat) -> None:
+        with self._lock:
+            self._beats.discard(beat)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                alive = renew_run(
-                    self.deps.client, self.deps.keys, self.deps.settings, self.run, self.attempt
-                )
-            except redis.RedisError:
-                logger.warning("run.heartbeat_failed", extra={"run_id": self.run.id})
-                continue
-            if not alive:
-                self.lost.set()
-                return
+        while True:
+            with self._lock:
+                beats = list(self._beats)
+            now = time.monotonic()
+            for beat in beats:
+                if beat.next_at <= now and not beat.lost.is_set():
+                    beat.renew()
+                    beat.next_at = time.monotonic() + beat.interval
+            with self._lock:
+                pending = [b.next_at for b in self._beats if not b.lost.is_set()]
+            timeout = max(0.0, min(pending) - time.monotonic()) if pending else None
+            self._changed.wait(timeout)
+            self._changed.clear()
+
+
+_shared: _Renewer | None = None
+_shared_lock = threading.Lock()
+
+
+def _renewer() -> _Renewer:
+    """The process's renewer (a forked work horse starts its own: threads do not fork)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared.pid != os.getpid():
+            _shared = _Renewer()
+        return _shared

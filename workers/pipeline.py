@@ -3,7 +3,8 @@
 No Redis here: the job records what this returns. Each step runs in a thread that the runner
 waits on for at most the step's ``timeout_seconds``; on timeout the step fails and its cancel
 event is set (``sleep`` stops at once, ``http.request`` is bounded by its own timeout too).
-The first failing step fails the attempt and the steps after it are ``skipped``.
+Actions registered ``inline`` never block, so they run directly, without a thread. The first
+failing step fails the attempt and the steps after it are ``skipped``.
 """
 
 import json
@@ -21,7 +22,7 @@ from app.core.pipeline import Pipeline
 from app.core.task import Run, Task
 from app.core.templating import TemplateError, render
 from app.settings import Settings
-from workers.actions import ACTIONS, Emit, Resolve, StepContext, StepFailed, resolve_host
+from workers.actions import ACTIONS, INLINE, Emit, Resolve, StepContext, StepFailed, resolve_host
 
 #: a step's output is kept up to this size once serialized (JSON); longer ones are cut
 MAX_OUTPUT_BYTES = 64 * 1024
@@ -135,6 +136,9 @@ def _run_step(
         finally:
             outcome.done.set()
 
+    if action in INLINE:
+        target()
+        return outcome
     thread = threading.Thread(target=target, name=f"chime-step-{action}", daemon=True)
     thread.start()
     if not outcome.done.wait(ctx.timeout):

@@ -45,6 +45,8 @@ class Started:
     attempt: int
     #: (run id, priority) of waiting runs handed a slot on the way: enqueue them
     handed: list[tuple[str, int]] = field(default_factory=list)
+    #: the concurrency key whose slot the run holds when ``running``
+    concurrency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,14 +68,26 @@ def load_task(client: redis.Redis, keys: Keys, task_id: str) -> Task | None:
     return from_hash(Task, fields) if fields else None
 
 
-def start_run(client: redis.Redis, keys: Keys, settings: Settings, run: Run) -> Started:
+def start_run(
+    client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    run: Run,
+    task: Task | None = None,
+) -> Started:
     """Move a ``queued`` run to ``running``, taking its concurrency slot first.
 
-    Raises :class:`ScriptError`: ``NOT_FOUND`` (no run/task), ``CONFLICT`` (the run is not
-    ``queued``: canceled, or a duplicate job of a run that already started).
+    ``task``, when the caller read it already, saves a read; a concurrency key changed since is
+    caught by the script and read again. Raises :class:`ScriptError`: ``NOT_FOUND`` (no
+    run/task), ``CONFLICT`` (the run is not ``queued``: canceled, or a duplicate job of a run
+    that already started).
     """
+    known = task is not None
+    ckey = task.concurrency_key if task is not None else None
     for _ in range(_RETRIES):
-        ckey = _str(client.hget(keys.task(run.task_id), "concurrency_key"))
+        if not known:
+            ckey = _str(client.hget(keys.task(run.task_id), "concurrency_key"))
+        known = False
         sem, fifo = slot_keys(keys, run.agent_id, ckey, run.id)
         result = scripts.script(client, "start_run")(
             keys=[keys.run(run.id), keys.task(run.task_id), keys.running, keys.outbox, sem, fifo],
@@ -91,14 +105,26 @@ def start_run(client: redis.Redis, keys: Keys, settings: Settings, run: Run) -> 
             if exc.code == ErrorCode.STALE:
                 continue
             raise
-        return Started(status=result[0], attempt=int(result[1]), handed=_pairs(result[2:]))
+        return Started(
+            status=result[0],
+            attempt=int(result[1]),
+            handed=_pairs(result[2:]),
+            concurrency_key=ckey or None,
+        )
     raise ScriptError(ErrorCode.STALE, "concurrency_key keeps changing")
 
 
-def renew_run(client: redis.Redis, keys: Keys, settings: Settings, run: Run, attempt: int) -> bool:
-    """Extend the attempt's heartbeat lease and its slot's; False when it no longer runs."""
-    ckey = _str(client.hget(keys.run(run.id), "concurrency_key"))
-    sem = slot_keys(keys, run.agent_id, ckey, run.id)[0]
+def renew_run(
+    client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    run: Run,
+    attempt: int,
+    concurrency_key: str | None,
+) -> bool:
+    """Extend the attempt's heartbeat lease and that of its slot of ``concurrency_key``;
+    False when the attempt no longer runs."""
+    sem = slot_keys(keys, run.agent_id, concurrency_key, run.id)[0]
     renewed = scripts.script(client, "renew_run")(
         keys=[keys.run(run.id), keys.running, sem],
         args=[clock.now_ms(), _lease_ms(settings), run.id, attempt],
@@ -118,23 +144,27 @@ def finish_run(
     error: str | None = None,
     rand: Callable[[], float] = random.random,
     lapsed_only: bool = False,
+    known: "Known | None" = None,
 ) -> Finished:
     """Record an attempt's outcome (retry, final status, slot hand-over, ``once`` completion).
 
     Raises :class:`ScriptError`: ``NOT_FOUND`` (no run), ``STALE`` with detail
     ``'<status>:<attempt>'`` when this attempt no longer runs (it was recovered elsewhere), or
-    ``'alive'`` when ``lapsed_only`` and its lease has not lapsed.
+    ``'alive'`` when ``lapsed_only`` and its lease has not lapsed. ``known``: what the caller
+    read already (saves the reads of a first try; a stale part is caught by the script).
     """
     steps_json = _json.encode(list(steps)).decode()
     for _ in range(_RETRIES):
-        pipe = client.pipeline(transaction=False)
-        pipe.hgetall(keys.run(run_id))
-        pipe.hget(keys.run(run_id), "concurrency_key")
-        run_fields, ckey = pipe.execute()
-        if not run_fields:
-            raise ScriptError(ErrorCode.NOT_FOUND, "run")
-        run = from_hash(Run, run_fields)
-        task = load_task(client, keys, run.task_id)
+        if known is not None:
+            run, task, ckey = known.run, known.task, known.concurrency_key
+            known = None
+        else:
+            run_fields = client.hgetall(keys.run(run_id))
+            if not run_fields:
+                raise ScriptError(ErrorCode.NOT_FOUND, "run")
+            run = from_hash(Run, run_fields)
+            ckey = _str(run_fields.get("concurrency_key"))
+            task = load_task(client, keys, run.task_id)
         now = clock.now_ms()
         retry_at = now
         if task is not None and not succeeded:
@@ -194,6 +224,15 @@ def finish_run(
             next_attempt_at=retry_at if status == "pending" else None,
         )
     raise ScriptError(ErrorCode.STALE, "task keeps changing")
+
+
+@dataclass(frozen=True)
+class Known:
+    """A run, its task and the concurrency key it holds, as the job read them at start."""
+
+    run: Run
+    task: Task | None
+    concurrency_key: str | None
 
 
 def lapsed_runs(client: redis.Redis, keys: Keys, now_ms: int, limit: int = 100) -> list[str]:

@@ -15,6 +15,7 @@ from app.store import scripts
 from app.store.keys import Keys
 from app.store.runs import (
     LOST_WORKER_ERROR,
+    Known,
     finish_run,
     load_run,
     recover_lapsed_runs,
@@ -329,16 +330,16 @@ def test_renew_extends_both_leases_until_the_attempt_is_over(
     run = load_run(r, keys, run_id)
     assert run is not None
     clock.shift(LEASE_MS // 2)
-    assert renew_run(r, keys, settings, run, 1)
+    assert renew_run(r, keys, settings, run, 1, "k")
     expected = clock.now_ms() + LEASE_MS
     assert r.zscore(keys.running, run_id) == pytest.approx(expected, abs=1000)
     assert holders(r, keys, AGENT, "k")[run_id] == pytest.approx(expected, abs=1000)
-    assert not renew_run(r, keys, settings, run, 2)  # not this attempt
+    assert not renew_run(r, keys, settings, run, 2, "k")  # not this attempt
     clock.shift(LEASE_MS + 1)
-    assert not renew_run(r, keys, settings, run, 1)  # lapsed: counted as lost
+    assert not renew_run(r, keys, settings, run, 1, "k")  # lapsed: counted as lost
     clock.shift(-(LEASE_MS + 1))
     finish_run(r, keys, settings, run_id, 1, succeeded=True, steps=[])
-    assert not renew_run(r, keys, settings, run, 1)
+    assert not renew_run(r, keys, settings, run, 1, "k")
 
 
 def test_recovery_retries_attempts_whose_heartbeat_lapsed_and_frees_their_slots(
@@ -369,3 +370,25 @@ def test_recovery_retries_attempts_whose_heartbeat_lapsed_and_frees_their_slots(
     clock.shift(LEASE_MS + 1)
     outcomes = {x.run_id: x.finished.status for x in recover_lapsed_runs(r, keys, settings)}
     assert outcomes[lost] == "failed"
+
+
+def test_a_stale_snapshot_passed_by_the_job_is_read_again(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    task = store_task(r, keys, make_task(schedule_kind="once"))
+    run_id = queued_run(r, keys, task, trigger="schedule")
+    run = load_run(r, keys, run_id)
+    assert run is not None
+    start_run(r, keys, settings, run, task)
+    # paused while the run ran: the job's copy of the task says active
+    r.hset(keys.task(task.id), "status", "paused")
+    for index in keys.indexes(AGENT, "active", "once"):
+        r.zrem(index, task.id)
+    for index in keys.indexes(AGENT, "paused", "once"):
+        r.zadd(index, {task.id: task.created_at})
+    done = finish_run(
+        r, keys, settings, run_id, 1, succeeded=True, steps=[], known=Known(run, task, None)
+    )
+    assert done.task_completed
+    assert r.zscore(keys.index(AGENT, "paused", None), task.id) is None
+    assert r.zscore(keys.index(AGENT, "completed", "once"), task.id) is not None
