@@ -1,0 +1,208 @@
+"""Worker throughput benchmark (not a test): end-to-end Chime runs/s against plain RQ.
+
+Runs on its own ``redis-server`` (``app.embedded_redis``), never on the machine's Redis. For
+1, 2 and 4 worker processes, in the same run:
+
+- Chime: N ``once`` tasks, each a pipeline of one ``log`` step, all due at the same moment T
+  (a few seconds ahead, so every process is started and idle by then); one ``chime scheduler``
+  and W ``chime worker`` processes. Rate = N / (last run ``finished_at`` - T): task due ->
+  run created -> enqueued -> started (slot, lease) -> step -> outcome recorded.
+- Plain RQ: W ``rq worker`` processes of the same class, idle; N jobs of a function that does
+  nothing (``os.getpid``: already imported everywhere, so a forked work horse pays no import)
+  enqueued with ``enqueue_many`` at T. Rate = N / (last job ``ended_at`` - T).
+
+The ratio RQ / Chime is Chime's overhead; the contract asks for under 2x. ``--forking`` adds
+the same pair with RQ's forking ``Worker``, the figures behind the choice of ``SimpleWorker``.
+
+Usage: ``.venv/bin/python bench/throughput.py [--runs 2000] [--workers 1 2 4] [--forking]``
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import redis
+from rq import Queue
+from rq.job import Job
+
+from app import clock
+from app.core.task import Task
+from app.embedded_redis import EmbeddedRedis
+from app.settings import Settings
+from app.store.keys import Keys
+from app.store.scheduling import occurrence_run_id
+from app.store.tasks import TaskStore
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENT = "5b0c6a1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b"
+PAYLOAD = {"steps": [{"name": "hello", "action": "log", "params": {"message": "hi"}}]}
+RQ_QUEUE = "bench"
+#: processes get this long to start before the moment everything falls due
+LEAD_SECONDS = 4.0
+WORKER_CLASSES = {"simple": "rq.SimpleWorker", "forking": "rq.Worker"}
+
+
+#: the empty job plain RQ executes
+NOOP = "os.getpid"
+
+
+def env_for(url: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CHIME_")}
+    base.update({"REDIS_URL": url, "CHIME_LOG_LEVEL": "WARNING"})
+    return base
+
+
+def chime_worker(url: str, kind: str) -> "subprocess.Popen[bytes]":
+    """``chime worker``, with the worker class chosen (the command itself has no option)."""
+    cls = "Worker" if kind == "forking" else "SimpleWorker"
+    code = (
+        "from rq import SimpleWorker, Worker\n"
+        "from app.logs import configure_logging\n"
+        "from app.settings import Settings\n"
+        "from workers.worker import main\n"
+        "configure_logging('WARNING')\n"
+        f"main(Settings.from_env(), worker_class={cls})\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], env=env_for(url), cwd=ROOT)
+
+
+def rq_worker(url: str, kind: str) -> "subprocess.Popen[bytes]":
+    rq_bin = str(Path(sys.executable).with_name("rq"))
+    args = [rq_bin, "worker", "-u", url, "-w", WORKER_CLASSES[kind], "--logging_level", "WARNING"]
+    args.append(RQ_QUEUE)
+    return subprocess.Popen(args, env=env_for(url), cwd=ROOT)
+
+
+def stop(procs: Sequence["subprocess.Popen[bytes]"]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
+
+def wait_done(check: Callable[[], int], total: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while check() < total:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out: {check()} of {total} done")
+        time.sleep(0.2)
+
+
+def bench_chime(url: str, runs: int, workers: int, kind: str) -> float:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushall()
+    keys = Keys("chime")
+    store = TaskStore(client, keys, Settings.from_env({"REDIS_URL": url}))
+    due = clock.now_ms() + int(LEAD_SECONDS * 1000)
+    task_ids = []
+    for _ in range(runs):
+        now = clock.now_ms()
+        task = Task(
+            id=str(uuid.uuid4()),
+            title="bench",
+            description="",
+            schedule_kind="once",
+            schedule_expr=clock.iso(due) or "",
+            payload=PAYLOAD,
+            created_by=AGENT,
+            created_at=now,
+            updated_at=now,
+        )
+        store.create(task)
+        task_ids.append(task.id)
+    if clock.now_ms() > due - 2000:
+        raise SystemExit("creating the tasks took too long: lower --runs")
+    run_keys = [keys.run(occurrence_run_id(t, due)) for t in task_ids]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "workers.scheduler"], env=env_for(url), cwd=ROOT)
+    ]
+    procs += [chime_worker(url, kind) for _ in range(workers)]
+
+    def finished() -> int:
+        pipe = client.pipeline(transaction=False)
+        for k in run_keys:
+            pipe.hget(k, "status")
+        return sum(1 for s in pipe.execute() if s == "succeeded")
+
+    try:
+        wait_done(finished, runs, timeout=LEAD_SECONDS + runs / 5 + 60)
+    finally:
+        stop(procs)
+    pipe = client.pipeline(transaction=False)
+    for k in run_keys:
+        pipe.hget(k, "finished_at")
+    last = max(int(x) for x in pipe.execute())
+    client.close()
+    return runs / ((last - due) / 1000)
+
+
+def bench_rq(url: str, runs: int, workers: int, kind: str) -> float:
+    rq = redis.Redis.from_url(url)
+    rq.flushall()
+    queue = Queue(RQ_QUEUE, connection=rq)
+    procs = [rq_worker(url, kind) for _ in range(workers)]
+    try:
+        time.sleep(LEAD_SECONDS)
+        start = time.time()
+        jobs = queue.enqueue_many([Queue.prepare_data(NOOP, result_ttl=3600) for _ in range(runs)])
+        ids = [j.id for j in jobs]
+
+        def finished() -> int:
+            return len(queue.finished_job_registry)
+
+        wait_done(finished, runs, timeout=runs / 5 + 60)
+    finally:
+        stop(procs)
+    ended = [j.ended_at for j in Job.fetch_many(ids, connection=rq) if j is not None]
+    last = max(_epoch(e) for e in ended if e is not None)
+    rq.close()
+    return runs / (last - start)
+
+
+def _epoch(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--forking", action="store_true", help="also measure forking workers")
+    args = parser.parse_args()
+    server = EmbeddedRedis()
+    server.start()
+    rows: list[tuple[str, int, float, float]] = []
+    try:
+        kinds = ["simple", "forking"] if args.forking else ["simple"]
+        for kind in kinds:
+            runs = args.runs if kind == "simple" else max(100, args.runs // 5)
+            for w in args.workers:
+                chime = bench_chime(server.url, runs, w, kind)
+                plain = bench_rq(server.url, runs, w, kind)
+                rows.append((kind, w, chime, plain))
+                print(
+                    f"{kind:8} workers={w}  chime {chime:8.1f} runs/s   plain RQ {plain:8.1f}"
+                    f" jobs/s   overhead {plain / chime:4.2f}x",
+                    flush=True,
+                )
+    finally:
+        server.stop()
+    print()
+    print("| worker class | workers | Chime runs/s (due -> step done) | RQ no-op jobs/s | ratio |")
+    print("|---|---|---|---|---|")
+    for kind, w, chime, plain in rows:
+        print(f"| {kind} | {w} | {chime:,.0f} | {plain:,.0f} | {plain / chime:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
