@@ -36,6 +36,7 @@ WORKERS = 2
 DASHBOARD_FALLBACK_PORT = 9181
 #: how long children get to finish after SIGTERM (a worker finishes its current step)
 STOP_GRACE_SECONDS = 10.0
+KILL_WAIT_SECONDS = 5.0
 
 
 @dataclass
@@ -124,6 +125,10 @@ class Supervisor:
             _kill(pid, signal.SIGKILL)
         for proc in procs:
             proc.wait()
+        # SIGKILL is delivered asynchronously: wait until the orphans are really gone
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        while self._leftovers(ours) and time.monotonic() < deadline:
+            time.sleep(0.01)
         for child in self.children:
             if child.pump is not None:
                 child.pump.join(timeout=1)
