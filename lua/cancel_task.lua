@@ -1,6 +1,7 @@
 -- Cancel a task for good: out of due, into the canceled indexes, and every run of it that has
 -- not started ends `canceled` (out of the delayed set, the outbox and the concurrency FIFO).
--- A running run is left to finish.
+-- A running run is left to finish. A queued run that held a concurrency slot (handed over,
+-- not yet started) gives it back, and the slot goes to the next waiting run at once.
 --
 -- KEYS[1]  task hash
 -- KEYS[2]  due zset
@@ -10,18 +11,24 @@
 -- KEYS[20] delayed zset
 -- KEYS[21] outbox zset
 -- KEYS[22] the concurrency FIFO of the task's concurrency key (the runs zset again if none)
+-- KEYS[23] the semaphore zset of that key (the runs zset again if none)
 -- ARGV[1]  now (ms)
 -- ARGV[2]  expected status (snapshot; not 'canceled')
 -- ARGV[3]  expected sched_version (snapshot)
 -- ARGV[4]  run key prefix ('{chime}:run:'; run keys share the hash tag)
+-- ARGV[5]  lease (ms) of a slot handed to a waiting run
+-- ARGV[6]  wake channel: a run handed a slot is due in the outbox now
 -- Returns {'ok', run_id...} with the ids of runs that were queued on RQ (to take off their
 -- queues); {-1, 'task'} no such task; {-2, 'canceled'} already canceled; {-3, ...} stale.
 
 -- @include "includes/task_common.lua"
+-- @include "includes/semaphore.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
-local runs_key, delayed_key, outbox_key, fifo_key = KEYS[19], KEYS[20], KEYS[21], KEYS[22]
+local runs_key, delayed_key, outbox_key, fifo_key, sem_key =
+  KEYS[19], KEYS[20], KEYS[21], KEYS[22], KEYS[23]
 local now, expected_status, expected_version, run_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local lease_ms, wake = tonumber(ARGV[5]), ARGV[6]
 
 local err = chime_check_snapshot(task_key, expected_status, expected_version)
 if err then
@@ -53,6 +60,17 @@ for _, run_id in ipairs(redis.call('ZRANGE', runs_key, 0, -1)) do
     if status == 'queued' then
       result[#result + 1] = run_id
     end
+    if sem_key ~= runs_key then
+      redis.call('ZREM', sem_key, run_id)
+    end
+  end
+end
+if sem_key ~= runs_key then
+  local limit = tonumber(redis.call('HGET', task_key, 'concurrency_limit') or '1')
+  local handed = chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, 0,
+    run_prefix)
+  if #handed > 0 then
+    redis.call('PUBLISH', wake, now)
   end
 end
 return result

@@ -216,19 +216,17 @@ class TaskStore:
             if task.status == TaskStatus.CANCELED:
                 return None
             runs_key = self.keys.task_runs(task.id)
-            fifo = (
-                self.keys.semaphore_queue(task.created_by, task.concurrency_key)
-                if task.concurrency_key
-                else runs_key
-            )
+            ckey = task.concurrency_key
             keys = [
                 *self._moving(task, TaskStatus.CANCELED.value),
                 runs_key,
                 self.keys.delayed,
                 self.keys.outbox,
-                fifo,
+                self.keys.semaphore_queue(task.created_by, ckey) if ckey else runs_key,
+                self.keys.semaphore(task.created_by, ckey) if ckey else runs_key,
             ]
-            return "cancel_task", keys, [self.keys.run("")]
+            lease_ms = int(self.settings.semaphore_lease_seconds * 1000)
+            return "cancel_task", keys, [self.keys.run(""), lease_ms, self.keys.wake]
 
         task, result = self._transition(task_id, agent, plan)
         return task, builtins.list(result[1:])

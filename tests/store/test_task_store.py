@@ -369,7 +369,13 @@ def test_snooze_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> N
 # -- cancel_task ------------------------------------------------------------------------------
 
 
-def cancel_args(keys: Keys, task: Task, status: str | None = None, fifo: str | None = None) -> Any:
+def cancel_args(
+    keys: Keys,
+    task: Task,
+    status: str | None = None,
+    fifo: str | None = None,
+    sem: str | None = None,
+) -> Any:
     runs_key = keys.task_runs(task.id)
     return (
         [
@@ -381,8 +387,9 @@ def cancel_args(keys: Keys, task: Task, status: str | None = None, fifo: str | N
             keys.delayed,
             keys.outbox,
             fifo or runs_key,
+            sem or runs_key,
         ],
-        [NOW + 40, status or task.status, task.sched_version, keys.run("")],
+        [NOW + 40, status or task.status, task.sched_version, keys.run(""), 60_000, keys.wake],
     )
 
 
@@ -432,6 +439,33 @@ def test_cancel_task_ends_runs_that_had_not_started(
     assert r.hget(keys.run(done), "status") == "succeeded"
     assert r.zcard(keys.delayed) == r.zcard(keys.outbox) == 0
     assert r.lrange(fifo, 0, -1) == ["someone-else"]
+
+
+def test_cancel_task_gives_back_a_slot_handed_to_a_run_that_never_started(
+    r: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    """A queued run holding a slot (handed over, not started) frees it for the next waiter."""
+    task = stored(store, concurrency_key="c")
+    other = stored(store, concurrency_key="c")
+    fifo, sem = keys.semaphore_queue(AGENT, "c"), keys.semaphore(AGENT, "c")
+    holder = add_run(r, keys, task, "queued", NOW)
+    waiter = add_run(r, keys, other, "pending", NOW + 1)
+    r.zadd(sem, {holder: NOW + 60_000})
+    r.rpush(fifo, waiter)
+    pubsub = r.pubsub()
+    pubsub.subscribe(keys.wake)
+    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+
+    reply = call(r, "cancel_task", *cancel_args(keys, task, fifo=fifo, sem=sem))
+
+    assert reply == ["ok", holder]
+    assert r.zrange(sem, 0, -1) == [waiter]
+    assert r.hget(keys.run(waiter), "status") == "queued"
+    assert r.zscore(keys.outbox, waiter) == NOW + 40
+    assert r.llen(fifo) == 0
+    message = pubsub.get_message(timeout=1)
+    assert message is not None and message["channel"] == keys.wake
+    pubsub.close()
 
 
 def test_cancel_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
