@@ -12,12 +12,14 @@ from collections.abc import Iterable, Sequence
 import redis
 from rq import Queue
 
+from app.core.pipeline import MAX_STEP_TIMEOUT, MAX_STEPS
 from app.store.keys import Keys, queue_name
 
 #: The RQ job function, by name, so the web process never imports the worker code.
 JOB_FUNC = "workers.job.execute_run"
-#: RQ's own timeout for one job; each step has its own, shorter timeout.
-JOB_TIMEOUT_SECONDS = 24 * 3600
+#: RQ's own timeout for one job: the longest pipeline the contract allows, plus a margin for
+#: recording; each step has its own, shorter timeout.
+JOB_TIMEOUT_SECONDS = int(MAX_STEPS * MAX_STEP_TIMEOUT) + 300
 #: RQ keeps finished job records this long, for the dashboard.
 RESULT_TTL_SECONDS = 24 * 3600
 
