@@ -27,6 +27,7 @@
 -- ARGV[10] run key prefix ('{chime}:run:')
 -- ARGV[11] outbox grace (ms)
 -- ARGV[12] '1': only if the run's heartbeat lease lapsed (recovery), else '0'
+-- ARGV[13] wake channel: a retry that becomes the earliest delayed run wakes the schedulers
 -- Returns {status, completed (0/1), handed...} with the run's new status and {run_id,
 -- priority, ...} of waiting runs handed the freed slot (to enqueue);
 -- {-1, 'run'} no such run; {-3, '<status>:<attempt>'} the attempt is not running any more;
@@ -41,6 +42,7 @@ local now, attempt, outcome, steps, err, retry_at, ckey, task_status_read, lease
   run_prefix, grace_ms, lapsed_only =
   tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8],
   tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11]), ARGV[12]
+local wake = ARGV[13]
 
 local run = redis.call('HMGET', run_key, 'status', 'attempt', 'id', 'max_attempts', 'trigger',
   'concurrency_key')
@@ -90,6 +92,9 @@ if status == 'pending' then
   redis.call('HSET', run_key, 'status', 'pending', 'attempt', next_attempt, 'next_attempt_at',
     retry_at, 'error', err)
   redis.call('ZADD', delayed_key, retry_at, run_id)
+  if redis.call('ZRANGE', delayed_key, 0, 0)[1] == run_id then
+    redis.call('PUBLISH', wake, retry_at)
+  end
 else
   redis.call('HSET', run_key, 'status', status, 'finished_at', now)
   redis.call('HDEL', run_key, 'next_attempt_at')

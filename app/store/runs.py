@@ -206,6 +206,7 @@ def finish_run(
                 keys.run(""),
                 _grace_ms(settings),
                 "1" if lapsed_only else "0",
+                keys.wake,
             ],
         )
         try:

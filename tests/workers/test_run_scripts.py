@@ -188,9 +188,16 @@ def test_a_failed_attempt_with_retries_left_waits_in_delayed(
     )
     run_id = queued_run(r, keys, task)
     start(r, keys, settings, run_id)
+    pubsub = r.pubsub()
+    pubsub.subscribe(keys.wake)
+    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
     now = clock.now_ms()
     done = finish_run(r, keys, settings, run_id, 1, succeeded=False, steps=[], error="boom")
     assert done.status == "pending"
+    # the retry is the earliest delayed run: schedulers are woken to sleep until it
+    wake = pubsub.get_message(timeout=1)
+    assert wake is not None and wake["data"] == str(done.next_attempt_at)
+    pubsub.close()
     assert done.next_attempt_at == pytest.approx(now + 10_000, abs=1000)
     run = load_run(r, keys, run_id)
     assert run is not None
@@ -315,6 +322,7 @@ def test_finish_refusals_change_nothing(r: redis.Redis, keys: Keys, settings: Se
             keys.run(""),
             30_000,
             "0",
+            keys.wake,
         ],
     )
     assert result == [-3, "task:active"]
