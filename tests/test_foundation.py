@@ -121,3 +121,36 @@ def test_test_redis_is_private(r) -> None:  # type: ignore[no-untyped-def]
     assert r.connection_pool.connection_kwargs["port"] != 6379
     r.set("x", "1")
     assert r.get("x") == "1"
+
+
+def test_embedded_redis_dies_with_the_process_that_started_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A parent killed with SIGKILL leaves no redis-server behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "from app.embedded_redis import EmbeddedRedis\n"
+        "s = EmbeddedRedis(); s.start(); print(s.proc.pid, flush=True)\n"
+        "import time; time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    server_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{server_pid}/stat") as f:
+            if f.read().split(") ")[1].startswith("Z"):
+                return
+        time.sleep(0.05)
+    os.kill(server_pid, signal.SIGKILL)
+    raise AssertionError("redis-server outlived the process that started it")
