@@ -5,7 +5,12 @@ time by shifting this clock instead of sleeping (misfire after an outage, snooze
 """
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+#: the last millisecond a datetime can hold (9999-12-31T23:59:59.999Z): no time may pass it
+MAX_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_MS
 
 _offset_ms = 0
 
@@ -33,11 +38,13 @@ def reset() -> None:
 
 
 def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    return _EPOCH + ms * _ONE_MS
 
 
 def to_ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
+    """Whole milliseconds since the epoch, rounded down exactly (a float product could round
+    9999-12-31T23:59:59.9999Z up into year 10000, which no datetime can show)."""
+    return (dt - _EPOCH) // _ONE_MS
 
 
 def iso(ms: int | None) -> str | None:

@@ -20,7 +20,11 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.responses import create_exception_response
-from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_409_CONFLICT,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
 from litestar.types import ExceptionHandlersMap
 
 from app.core.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -108,6 +112,19 @@ def on_recursion(request: Request[Any, Any, Any], exc: RecursionError) -> Respon
     )
 
 
+def on_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A fault of ours: logged with its traceback (Litestar logs none outside debug mode, so a
+    500 would leave no trace), answered with Litestar's bare 500 body."""
+    log.error(
+        "request.failed",
+        exc_info=exc,
+        extra={"method": request.method, "path": request.url.path},
+    )
+    if isinstance(exc, HTTPException):
+        return _respond(request, exc)
+    return _respond(request, HTTPException(detail="Internal Server Error"))
+
+
 def on_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
     return _respond(request, NotFoundException(detail=str(exc)))
 
@@ -134,6 +151,7 @@ def on_redis_down(request: Request[Any, Any, Any], exc: redis.RedisError) -> Res
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationError: on_validation_error,
     HTTP_400_BAD_REQUEST: on_bad_request,
+    HTTP_500_INTERNAL_SERVER_ERROR: on_server_error,
     RecursionError: on_recursion,
     NotFound: on_not_found,
     Conflict: on_conflict,

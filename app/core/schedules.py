@@ -171,10 +171,22 @@ class _WallClockSchedule:
         raise NotImplementedError
 
     def _instants_after(self, t: datetime, end: datetime | None) -> Iterator[datetime]:
-        bound = None if end is None else _wall_threshold(end, self.tz)
+        # Near year 9999 a wall time and its instant may lie on opposite sides of the end of
+        # the calendar: what cannot be represented never occurs, so the walk ends there.
+        try:
+            start = _wall_threshold(t, self.tz)
+        except OverflowError:
+            return
+        try:
+            bound = None if end is None else _wall_threshold(end, self.tz)
+        except OverflowError:
+            bound = None
         last = t
-        for wall in self._walls_after(_wall_threshold(t, self.tz), bound):
-            instant = _localize(wall, self.tz)
+        for wall in self._walls_after(start, bound):
+            try:
+                instant = _localize(wall, self.tz)
+            except OverflowError:
+                return
             if instant > last:  # several wall times in one gap share one instant
                 yield instant
                 last = instant
@@ -593,7 +605,13 @@ def _parse_rrule(expr: str, default_tz: ZoneInfo, start: datetime | None) -> RRu
     if "UNTIL" in parts:
         stamp, zulu, date_only = _parse_stamp(parts["UNTIL"], "UNTIL")
         if zulu:
-            until = _wall_threshold(stamp.replace(tzinfo=UTC), tz).replace(microsecond=0)
+            try:
+                until = _wall_threshold(stamp.replace(tzinfo=UTC), tz).replace(microsecond=0)
+            except OverflowError:
+                # Past either end of the zone's calendar: after year 9999 it bounds nothing,
+                # before year 1 it ends the rule before it starts.
+                late = stamp.year == datetime.max.year
+                until = datetime.max.replace(microsecond=0) if late else datetime.min
         elif date_only:
             until = stamp.replace(hour=23, minute=59, second=59)  # the whole day is included
         else:

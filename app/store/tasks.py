@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from app import clock
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.schedules import parse_schedule
 from app.core.status import TASK_FINAL, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
@@ -203,6 +203,9 @@ class TaskStore:
         def plan(task: Task, now: int) -> _Step:
             if task.status in TASK_FINAL:
                 raise Conflict("snooze", task.status)
+            base = now if task.next_run_at is None else task.next_run_at
+            if base + delay_seconds * 1000 > clock.MAX_MS:
+                raise ValidationError("delay_seconds", "would move the task past year 9999")
             keys = [self.keys.task(task.id), self.keys.due]
             return "snooze_task", keys, [delay_seconds * 1000, reason or "", self.keys.wake]
 
