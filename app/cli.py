@@ -20,6 +20,7 @@ from app.core.errors import ChimeError, ConfigError
 from app.core.status import ScheduleKind, TaskStatus
 from app.core.task import Task
 from app.settings import Settings, get_settings
+from app.store import connection
 from app.store.keys import Keys
 
 if TYPE_CHECKING:
@@ -179,10 +180,7 @@ def _start_process(settings: Settings) -> None:
 def check_redis(url: str, timeout: float = 5.0) -> None:
     """Raise :class:`CommandError` with one line when Redis does not answer a PING."""
     try:
-        with redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout
-        ) as client:
-            client.ping()
+        connection.ping(url, timeout)
     except redis.RedisError as e:
         raise CommandError(f"cannot reach Redis at {_masked(url)}: {_one_line(e)}") from None
 
@@ -270,12 +268,12 @@ def cmd_tasks_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tasks_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    from app.store.enqueue import dequeue_runs, rq_connection
+    from app.store.enqueue import dequeue_runs
 
     with _client(settings) as client:
         task, queued = _tasks(client, settings).cancel(args.task_id, None)
     if queued:
-        with rq_connection(settings.redis_url) as rq:
+        with connection.rq_client(settings.redis_url) as rq:
             dequeue_runs(rq, queued)
     _print_task(task, args.json)
     return 0
@@ -310,7 +308,7 @@ def _print_task(task: Task, as_json: bool) -> None:
 
 
 def _client(settings: Settings) -> "redis.Redis":
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=10)
+    return connection.client(settings.redis_url)
 
 
 def _print_json(data: Any) -> None:

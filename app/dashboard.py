@@ -8,10 +8,10 @@ even before they hold a job, and the operator token guards it when one is config
 import hmac
 import logging
 
-import redis
 from flask import Flask, Response, request
 from rq import Queue
 
+from app.store import connection
 from app.store.keys import QUEUE_NAMES
 
 log = logging.getLogger("chime.dashboard")
@@ -49,7 +49,7 @@ def _require_token(app: Flask, admin_token: str) -> None:
 
 def register_queues(redis_url: str) -> None:
     """Make ``chime-p1`` .. ``chime-p9`` known to RQ so the dashboard lists them while empty."""
-    with redis.Redis.from_url(redis_url) as client:
+    with connection.rq_client(redis_url) as client:
         client.sadd(
             Queue.redis_queues_keys, *(Queue.redis_queue_namespace_prefix + n for n in QUEUE_NAMES)
         )

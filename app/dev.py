@@ -27,6 +27,7 @@ import redis
 from app.core.errors import ChimeError
 from app.embedded_redis import EmbeddedRedis, free_port
 from app.settings import Settings
+from app.store import connection
 from app.store.agents import agent_for_token, create_agent
 from app.store.keys import Keys
 
@@ -171,7 +172,7 @@ def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
         env["REDIS_URL"] = redis_url
         env["PYTHONUNBUFFERED"] = "1"
         keys = Keys(settings.key_prefix)
-        with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        with connection.client(redis_url) as client:
             agent = dev_agent(client, keys, data_dir, settings)
 
         web_port = settings.port

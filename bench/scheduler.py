@@ -37,7 +37,7 @@ from app import clock
 from app.core.task import Task
 from app.embedded_redis import EmbeddedRedis
 from app.settings import Settings
-from app.store.enqueue import rq_connection
+from app.store.connection import rq_client
 from app.store.keys import Keys, queue_name
 from app.store.scheduling import claim
 from app.store.tasks import TaskStore
@@ -112,7 +112,7 @@ def chime_round(server: EmbeddedRedis, processes: int, count: int) -> float:
     """Reload the snapshot and let ``processes`` schedulers turn it into runs; runs/s."""
     server.restart()
     r = redis.Redis.from_url(server.url, decode_responses=True)
-    rq = rq_connection(server.url)
+    rq = rq_client(server.url)
     keys = Keys()
     assert r.zcard(keys.due) == count, "the snapshot did not load"
     procs = [spawn(server.url) for _ in range(processes)]
@@ -137,7 +137,7 @@ def rq_scheduler_round(server: EmbeddedRedis, count: int) -> tuple[float, float]
     from rq_scheduler import Scheduler
 
     server.restart()
-    rq = rq_connection(server.url)
+    rq = rq_client(server.url)
     rq.flushall()
     scheduler = Scheduler(queue_name=queue_name(5), connection=rq)
     past = datetime.now(UTC).replace(tzinfo=None)
@@ -180,7 +180,7 @@ def lateness(server: EmbeddedRedis, seconds: int = 3, per_second: int = 1000) ->
     server.restart()
     r = redis.Redis.from_url(server.url, decode_responses=True)
     r.flushall()
-    rq = rq_connection(server.url)
+    rq = rq_client(server.url)
     settings = Settings.from_env({"REDIS_URL": server.url})
     proc = spawn(server.url)
     try:

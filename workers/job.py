@@ -24,7 +24,7 @@ from app.core.errors import PipelineError
 from app.core.pipeline import parse_pipeline
 from app.core.task import Run, Task
 from app.settings import Settings, get_settings
-from app.store import stats
+from app.store import connection, stats
 from app.store.enqueue import enqueue_runs
 from app.store.events import emit_event
 from app.store.keys import Keys
@@ -71,8 +71,8 @@ def _process_deps(settings: Settings) -> JobDeps:
     if found is None or found.settings is not settings:
         found = _deps[id(settings)] = JobDeps(
             settings=settings,
-            client=redis.Redis.from_url(settings.redis_url, decode_responses=True),
-            rq=redis.Redis.from_url(settings.redis_url),
+            client=connection.client(settings.redis_url),
+            rq=connection.rq_client(settings.redis_url),
             keys=Keys(settings.key_prefix),
         )
     return found

@@ -37,9 +37,9 @@ from app.core.schedules import parse_schedule
 from app.core.status import RUN_TERMINAL, RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.task import Task
 from app.settings import Settings
-from app.store import scripts, stats
+from app.store import connection, scripts, stats
 from app.store.codec import from_hash
-from app.store.enqueue import enqueue_runs, rq_connection
+from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
 from app.store.scheduling import (
     Claim,
@@ -100,8 +100,8 @@ class Scheduler:
     ) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self.r = client or redis.Redis.from_url(settings.redis_url, decode_responses=True)
-        self.rq = rq or rq_connection(settings.redis_url)
+        self.r = client or connection.client(settings.redis_url)
+        self.rq = rq or connection.rq_client(settings.redis_url)
         self.lease_ms = ms(settings.claim_lease_seconds)
         self.grace_ms = ms(settings.enqueue_grace_seconds)
         self.misfire_ms = ms(settings.misfire_grace_seconds)

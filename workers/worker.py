@@ -16,6 +16,7 @@ from rq import Queue, SimpleWorker
 from rq.worker import BaseWorker
 
 from app.settings import Settings
+from app.store import connection
 from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys
 from app.store.runs import recover_lapsed_runs
@@ -33,8 +34,8 @@ class Sweeper:
 
     def __init__(self, settings: Settings, interval: float | None = None) -> None:
         self.settings = settings
-        self.client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-        self.rq = redis.Redis.from_url(settings.redis_url)
+        self.client = connection.client(settings.redis_url)
+        self.rq = connection.rq_client(settings.redis_url)
         self.keys = Keys(settings.key_prefix)
         self.interval = interval or min(
             MAX_SWEEP_SECONDS, max(0.05, settings.semaphore_lease_seconds / 4)
@@ -80,12 +81,12 @@ def main(
 ) -> bool:
     """Work the priority queues until stopped (or, with ``burst``, until they are empty)."""
     job.configure(settings)
-    connection = redis.Redis.from_url(settings.redis_url)
-    queues = [Queue(q, connection=connection) for q in QUEUE_NAMES]
+    rq = connection.rq_client(settings.redis_url)
+    queues = [Queue(q, connection=rq) for q in QUEUE_NAMES]
     sweeper = Sweeper(settings)
     sweeper.start()
     try:
-        worker = worker_class(queues, connection=connection, name=name)
+        worker = worker_class(queues, connection=rq, name=name)
         return bool(worker.work(burst=burst, logging_level=settings.log_level))
     finally:
         sweeper.stop()

@@ -18,7 +18,7 @@ from rq import Queue
 from app import clock
 from app.core.status import RunStatus, TaskStatus, Trigger
 from app.settings import Settings, get_settings
-from app.store import stats
+from app.store import connection, stats
 from app.store.keys import QUEUE_NAMES, Keys
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -179,7 +179,7 @@ def _escape(value: str) -> str:
 
 @cache
 def _client(url: str) -> "redis.Redis":
-    return redis.Redis.from_url(url, decode_responses=True)
+    return connection.client(url)
 
 
 def _settings(state: State) -> Settings:

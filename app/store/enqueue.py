@@ -24,11 +24,6 @@ JOB_TIMEOUT_SECONDS = int(MAX_STEPS * MAX_STEP_TIMEOUT) + 300
 RESULT_TTL_SECONDS = 24 * 3600
 
 
-def rq_connection(redis_url: str) -> redis.Redis:
-    """A client fit for RQ (RQ needs bytes replies)."""
-    return redis.Redis.from_url(redis_url)
-
-
 def enqueue_runs(rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]) -> list[str]:
     """Enqueue ``(run_id, priority)`` pairs; returns the run ids enqueued."""
     by_queue: dict[int, list[str]] = {}

@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from app.settings import Settings
-from app.store.enqueue import rq_connection
+from app.store.connection import rq_client
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
 from tests.scheduler.support import settings_with
@@ -21,7 +21,7 @@ def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
 
 @pytest.fixture
 def rq(redis_url: str) -> Iterator[redis.Redis]:
-    client = rq_connection(redis_url)
+    client = rq_client(redis_url)
     try:
         yield client
     finally:

@@ -9,7 +9,7 @@ from app import clock
 from app.core.errors import ValidationError
 from app.settings import Settings
 from app.store import scripts, stats
-from app.store.enqueue import rq_connection
+from app.store.connection import rq_client
 from app.store.events import create_event_runs, emit_event, matches
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
@@ -49,7 +49,7 @@ def test_matching_tasks_of_the_agent_get_one_queued_run_each_on_rq(
     miss = create(store, schedule_kind="event", schedule_expr="order.*")
     bare = create(store, schedule_kind="event", schedule_expr=None)
     theirs = create(store, schedule_kind="event", schedule_expr="invoice.*", created_by=OTHER_AGENT)
-    rq = rq_connection(settings.redis_url)
+    rq = rq_client(settings.redis_url)
 
     event_id, runs = emit_event(r, rq, keys, settings, AGENT, "invoice.paid", {"n": 1})
 
