@@ -31,6 +31,7 @@ def enqueue_runs(rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]) -
         by_queue.setdefault(int(priority), []).append(run_id)
     if not by_queue:
         return []
+    descriptions = describe_runs(rq, keys, [r for ids in by_queue.values() for r in ids])
     pipe = rq.pipeline(transaction=True)
     done: list[str] = []
     for priority, run_ids in sorted(by_queue.items()):
@@ -44,7 +45,7 @@ def enqueue_runs(rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]) -
                     timeout=JOB_TIMEOUT_SECONDS,
                     result_ttl=RESULT_TTL_SECONDS,
                     failure_ttl=RESULT_TTL_SECONDS,
-                    description=f"chime run {run_id}",
+                    description=descriptions[run_id],
                 )
                 for run_id in run_ids
             ],
@@ -54,6 +55,37 @@ def enqueue_runs(rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]) -
     pipe.zrem(keys.outbox, *done)
     pipe.execute()
     return done
+
+
+#: a task title is cut to this many characters in a job description
+DESCRIPTION_TITLE_MAX = 80
+
+
+def describe_runs(rq: redis.Redis, keys: Keys, run_ids: Sequence[str]) -> dict[str, str]:
+    """What rq-dashboard shows for each run's job: the task's title, the task, its agent, the
+    trigger and the run (two pipelined reads for the whole batch)."""
+    pipe = rq.pipeline(transaction=False)
+    for run_id in run_ids:
+        pipe.hmget(keys.run(run_id), "task_id", "agent_id", "trigger")
+    owners = [[_text(v) for v in found] for found in pipe.execute()]
+    pipe = rq.pipeline(transaction=False)
+    for task_id, _, _ in owners:
+        pipe.hget(keys.task(task_id or "-"), "title")
+    titles = [_text(t) for t in pipe.execute()]
+    out: dict[str, str] = {}
+    for run_id, (task_id, agent, trigger), title in zip(run_ids, owners, titles, strict=True):
+        shown = " ".join((title or "(untitled)").split())
+        if len(shown) > DESCRIPTION_TITLE_MAX:
+            shown = shown[: DESCRIPTION_TITLE_MAX - 1] + "…"
+        out[run_id] = (
+            f"{shown} · task {task_id or '?'} · agent {agent or '?'} · "
+            f"{trigger or '?'} · run {run_id}"
+        )
+    return out
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def dequeue_runs(rq: redis.Redis, run_ids: Sequence[str]) -> None:

@@ -1,0 +1,32 @@
+"""What rq-dashboard shows for a run's job: the task's title, the task, its agent, the trigger
+and the run, so an operator can tell which task a job belongs to."""
+
+import redis
+from rq.job import Job
+
+from app.store.enqueue import enqueue_runs
+from app.store.keys import Keys
+from app.store.tasks import TaskStore
+from tests.scheduler.support import AGENT, create
+
+
+def test_a_run_now_job_names_its_task(
+    r: redis.Redis, rq: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    task = create(store, title="nightly  report\nfor billing")
+    run = store.run_now(task.id, AGENT)
+    enqueue_runs(rq, keys, [(run.id, run.priority)])
+
+    job = Job.fetch(run.id, connection=rq)
+    assert job.description == (
+        f"nightly report for billing · task {task.id} · agent {AGENT} · run_now · run {run.id}"
+    )
+
+
+def test_a_long_title_is_cut(r: redis.Redis, rq: redis.Redis, keys: Keys, store: TaskStore) -> None:
+    task = create(store, title="x" * 200)
+    run = store.run_now(task.id, AGENT)
+    enqueue_runs(rq, keys, [(run.id, run.priority)])
+
+    description = Job.fetch(run.id, connection=rq).description or ""
+    assert description.startswith("x" * 79 + "… · task ")
