@@ -68,7 +68,8 @@ _WAKE_LEAD_SECONDS = 0.002
 _WAKE_STEP_SECONDS = 0.0002
 _RETRIES = 5
 _SCRIPTS = ("claim_due", "commit_occurrence", "release_claims", "release_delayed", "sweep_outbox")
-_ERROR_BACKOFF_SECONDS = 1.0
+#: the longest wait between two tries after an unexpected error
+_ERROR_BACKOFF_CAP_SECONDS = 30.0
 
 
 @dataclass
@@ -341,6 +342,8 @@ class Scheduler:
         """Loop until ``stop`` is set; then give back claims in hand."""
         logger.info("scheduler.started", extra={"batch": self.batch, "lease_ms": self.lease_ms})
         pubsub: Any = None
+        outage = connection.Outage(logger, "scheduler")
+        errors = 0
         try:
             while not stop.is_set():
                 try:
@@ -348,14 +351,17 @@ class Scheduler:
                         pubsub = self._subscribe()
                         self.warm_up()
                     self._step(pubsub, stop)
+                    outage.ok()
+                    errors = 0
                 except redis.RedisError as exc:
-                    logger.warning("scheduler.redis_error", extra={"error": str(exc)})
                     _close(pubsub)
                     pubsub = None
-                    stop.wait(_ERROR_BACKOFF_SECONDS)
+                    stop.wait(outage.failed(exc))
                 except Exception:
+                    # a bug, not an outage: logged in full, retried less and less often
                     logger.exception("scheduler.error")
-                    stop.wait(_ERROR_BACKOFF_SECONDS)
+                    errors += 1
+                    stop.wait(min(_ERROR_BACKOFF_CAP_SECONDS, 2 ** min(errors, 8) / 4))
         finally:
             _close(pubsub)
             self.release()

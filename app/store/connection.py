@@ -11,6 +11,9 @@ other Chime call waits in Redis, so :data:`SOCKET_TIMEOUT` bounds how long a hun
 a request before it fails.
 """
 
+import logging
+import random
+import time
 from typing import Any
 
 import redis
@@ -20,6 +23,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+
+from app.logs import one_line
 
 #: seconds to wait for a new connection
 CONNECT_TIMEOUT = 2.0
@@ -96,3 +101,36 @@ def ping(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     """PING once, without retries; raises :class:`redis.RedisError` when Redis does not answer."""
     with client(url, socket_timeout=timeout, connect_timeout=timeout, retries=0) as c:
         c.ping()
+
+
+class Outage:
+    """Quiet, bounded backoff for a loop that meets Redis errors.
+
+    The first error of an outage is logged as a warning, the rest at debug level, and the
+    recovery once with how long Redis was away: one line per outage instead of a traceback a
+    second. Waits double from :data:`BACKOFF_BASE` up to ``cap`` seconds, so work resumes within
+    about ``cap`` seconds of Redis coming back.
+    """
+
+    def __init__(self, logger: logging.Logger, name: str, cap: float = 1.0) -> None:
+        self.logger, self.name, self.cap = logger, name, cap
+        self.failures = 0
+        self._since = 0.0
+
+    def failed(self, exc: BaseException) -> float:
+        """Record an error; returns how long to wait before trying again."""
+        if self.failures == 0:
+            self._since = time.monotonic()
+            self.logger.warning(f"{self.name}.redis_unavailable", extra={"error": one_line(exc)})
+        else:
+            self.logger.debug(f"{self.name}.redis_unavailable", extra={"error": one_line(exc)})
+        self.failures += 1
+        wait: float = min(self.cap, BACKOFF_BASE * 2.0 ** min(self.failures, 16))
+        return wait * (0.5 + random.random() / 2)
+
+    def ok(self) -> None:
+        """Record a success: ends the outage, if there was one."""
+        if self.failures:
+            down = round(time.monotonic() - self._since, 3)
+            self.logger.info(f"{self.name}.redis_recovered", extra={"down_seconds": down})
+            self.failures = 0

@@ -1,10 +1,12 @@
 """A scheduler outlives its Redis: when the server dies and comes back, the loop reconnects,
 subscribes again and serves new tasks on time."""
 
+import logging
 import signal
 import threading
 from collections.abc import Callable
 
+import pytest
 import redis
 
 from app import clock
@@ -40,3 +42,35 @@ def test_the_loop_survives_a_redis_restart(
     assert not thread.is_alive()
     [run] = runs_of(r, keys, task.id)
     assert rq_job_ids(rq) == [run.id]
+
+
+def test_an_outage_is_one_warning_and_one_recovery_line(
+    r: redis.Redis,
+    keys: Keys,
+    redis_server: EmbeddedRedis,
+    make_scheduler: Callable[..., Scheduler],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="chime.scheduler")
+    stop = threading.Event()
+    thread = threading.Thread(target=make_scheduler().run, args=(stop,))
+    thread.start()
+
+    def events(name: str) -> list[logging.LogRecord]:
+        return [rec for rec in caplog.records if rec.getMessage() == name]
+
+    try:
+        wait_for(lambda: wake_subscribers(r, keys) == 1)
+        redis_server.stop(signal.SIGKILL)
+        # several failed tries, backing off, before Redis comes back
+        wait_for(lambda: len(events("scheduler.redis_unavailable")) >= 4, timeout=20)
+        redis_server.start()
+        wait_for(lambda: events("scheduler.redis_recovered"), timeout=10)
+    finally:
+        stop.set()
+        thread.join(10)
+    unavailable = events("scheduler.redis_unavailable")
+    assert [rec.levelno for rec in unavailable[:1]] == [logging.WARNING]
+    assert {rec.levelno for rec in unavailable[1:]} == {logging.DEBUG}
+    assert len(events("scheduler.redis_recovered")) == 1
+    assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= logging.ERROR]
