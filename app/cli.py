@@ -9,6 +9,7 @@ boot instead of half-working. Process entry points are imported inside their sub
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from app import clock
 from app.core.errors import ChimeError, ConfigError
 from app.core.status import ScheduleKind, TaskStatus
 from app.core.task import Task
+from app.logs import mask_url, one_line
 from app.settings import Settings, get_settings
 from app.store import connection
 from app.store.keys import Keys
@@ -53,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, ChimeError) as e:
         return _fail(str(e), EXIT_FAILURE)
     except redis.RedisError as e:
-        return _fail(f"Redis error at {_masked(settings.redis_url)}: {_one_line(e)}", EXIT_FAILURE)
+        return _fail(f"Redis error at {mask_url(settings.redis_url)}: {one_line(e)}", EXIT_FAILURE)
     except KeyboardInterrupt:
         return 130
 
@@ -127,6 +129,10 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
 
     app = create_app(settings)
     configure_logging(settings.log_level)  # building the app installed Litestar's own logging
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the
+    # handlers found at start: these make that a clean exit (status 0), like the other processes
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stopped)
     uvicorn.run(
         app,
         host="0.0.0.0",
@@ -136,6 +142,10 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
         forwarded_allow_ips="*",
     )
     return 0
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """The signal that stopped a graceful shutdown: nothing more to do."""
 
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,7 +165,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
-    _start_process(settings)
+    _start_process(settings, needs_scripts=False)
     from app.dashboard import DEFAULT_PORT, serve
 
     port = settings.port if os.environ.get("PORT") else DEFAULT_PORT
@@ -169,20 +179,14 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     return run_dev(settings)
 
 
-def _start_process(settings: Settings) -> None:
-    """Logging on, and Redis reachable: a long-running process checks both before it serves."""
+def _start_process(settings: Settings, needs_scripts: bool = True) -> None:
+    """Logging on, then the start-up checks (``app/startup.py``): a process that cannot work
+    stops here with one line instead of retrying a fatal problem forever."""
+    from app import startup
     from app.logs import configure_logging
 
     configure_logging(settings.log_level)
-    check_redis(settings.redis_url)
-
-
-def check_redis(url: str, timeout: float = 5.0) -> None:
-    """Raise :class:`CommandError` with one line when Redis does not answer a PING."""
-    try:
-        connection.ping(url, timeout)
-    except redis.RedisError as e:
-        raise CommandError(f"cannot reach Redis at {_masked(url)}: {_one_line(e)}") from None
+    startup.check(settings, needs_scripts=needs_scripts)
 
 
 # -- agents ---------------------------------------------------------------------------------
@@ -343,18 +347,6 @@ def _non_negative(raw: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return value
-
-
-def _masked(url: str) -> str:
-    """The Redis URL without its password."""
-    from urllib.parse import urlparse
-
-    password = urlparse(url).password
-    return url.replace(password, "***") if password else url
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _fail(message: str, code: int) -> int:

@@ -24,8 +24,10 @@ from typing import IO, Any
 
 import redis
 
+from app import startup
 from app.core.errors import ChimeError
 from app.embedded_redis import EmbeddedRedis, free_port
+from app.logs import mask_url
 from app.settings import Settings
 from app.store import connection
 from app.store.agents import agent_for_token, create_agent
@@ -159,9 +161,7 @@ def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
         env = dict(os.environ)
         if "REDIS_URL" in os.environ:
             redis_url = settings.redis_url
-            from app.cli import check_redis
-
-            check_redis(redis_url)
+            startup.check(settings)
         else:
             embedded = EmbeddedRedis(port=free_port(), data_dir=data_dir, persist=True)
             try:
@@ -256,7 +256,6 @@ def _banner(
     dash_port: int,
     agent: tuple[str, str] | None,
 ) -> None:
-    from app.cli import _masked
 
     web = f"http://localhost:{web_port}"
     where = f"embedded, append-only in {data_dir}" if embedded else "from REDIS_URL"
@@ -268,7 +267,7 @@ def _banner(
         f"  dashboard  http://localhost:{dash_port}"
         + ("  (user admin, password CHIME_ADMIN_TOKEN)" if settings.admin_token else ""),
         f"  scheduler  1 process; workers: {WORKERS} processes",
-        f"  redis      {_masked(redis_url)}  ({where})",
+        f"  redis      {mask_url(redis_url)}  ({where})",
     ]
     if agent is not None:
         agent_id, token = agent

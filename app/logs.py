@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from app import clock
 
@@ -39,6 +40,27 @@ _OWN_HANDLERS = ("litestar",)
 def is_sensitive(name: str) -> bool:
     """Whether a header or field named ``name`` may carry a credential."""
     return bool(_SENSITIVE.search(name))
+
+
+def mask_url(url: str) -> str:
+    """The URL without a password in its userinfo and without sensitive query values."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    query = "&".join(
+        f"{k}={MASK}" if is_sensitive(k) and sep else f"{k}{sep}{v}"
+        for k, sep, v in (p.partition("=") for p in parts.query.split("&") if p)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (its type when it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def mask_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:

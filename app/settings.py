@@ -13,6 +13,7 @@ from functools import cache
 from urllib.parse import urlparse
 
 from app.core.errors import ConfigError
+from app.logs import mask_url
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -84,20 +85,12 @@ def _redis_url(value: str) -> str:
     if parsed.scheme not in ("redis", "rediss", "unix") or not (parsed.hostname or parsed.path):
         raise ConfigError(
             "REDIS_URL must look like redis://host:port/db (or rediss://, unix://), got "
-            + repr(_mask_url(value))
+            + repr(mask_url(value))
         )
     try:
         parsed.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise ConfigError(f"REDIS_URL has a bad port: {_mask_url(value)!r}") from None
-    return value
-
-
-def _mask_url(value: str) -> str:
-    """The URL without its password, fit for an error message."""
-    parsed = urlparse(value)
-    if parsed.password:
-        return value.replace(parsed.password, "***")
+        raise ConfigError(f"REDIS_URL has a bad port: {mask_url(value)!r}") from None
     return value
 
 

@@ -94,10 +94,11 @@ def test_record_codec_round_trip() -> None:
 
 
 def test_script_includes_expand(tmp_path: pytest.TempPathFactory) -> None:
-    for name in scripts.LUA_DIR.glob("*.lua"):
-        text = scripts.source(name.stem)
+    assert list(scripts.NAMES) == scripts.installed() == sorted(scripts.NAMES)
+    for name in scripts.NAMES:
+        text = scripts.source(name)
         assert "@include" not in text
-        assert text.lstrip().startswith("--"), f"{name.name} has no header"
+        assert text.lstrip().startswith("--"), f"{name}.lua has no header"
 
 
 def test_script_error_mapping() -> None:

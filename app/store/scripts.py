@@ -1,7 +1,9 @@
 """Load the Lua scripts of ``lua/`` and map their error returns to one enum.
 
-A script is ``lua/<name>.lua``. A line ``-- @include "includes/x.lua"`` is replaced by that
-file, so shared pieces (run creation, dedupe) are written once. Scripts are registered per
+A script is ``lua/<name>.lua``, installed as package data of ``app.lua`` and read through
+:mod:`importlib.resources`, so a wheel finds its scripts wherever the process starts. A line
+``-- @include "includes/x.lua"`` is replaced by that file, so shared pieces (run creation,
+dedupe) are written once. Scripts are registered per
 client with ``register_script`` (EVALSHA, reloaded on NOSCRIPT) and called through the typed
 wrappers in the store modules.
 
@@ -12,13 +14,15 @@ before writing anything.
 import re
 from enum import IntEnum
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from app.core.errors import ChimeError
 
-LUA_DIR = Path(__file__).resolve().parents[2] / "lua"
+#: the installed scripts (``lua/`` of the source tree)
+LUA_DIR: Traversable = files("app.lua")
 _INCLUDE = re.compile(r'^--\s*@include\s+"([^"]+)"\s*$', re.MULTILINE)
 
 
@@ -39,10 +43,56 @@ class ScriptError(ChimeError):
         self.detail = detail
 
 
+class ScriptMissing(ChimeError):
+    """A script (or an include) is not in the installation: the package is broken."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"Lua script {path} is missing from the installation ({LUA_DIR})")
+        self.path = path
+
+
+#: every script Chime calls; the start-up check loads each, so a broken installation stops a
+#: process at once (a test keeps this list equal to the files of ``lua/``)
+NAMES = (
+    "cancel_task",
+    "claim_due",
+    "commit_occurrence",
+    "create_task",
+    "emit_event",
+    "finish_run",
+    "pause_task",
+    "release_claims",
+    "release_delayed",
+    "renew_run",
+    "resume_task",
+    "run_now",
+    "snooze_task",
+    "start_run",
+    "sweep_outbox",
+    "update_task",
+)
+
+
+def installed() -> list[str]:
+    """The names of the scripts found in the installation (includes are not scripts)."""
+    return sorted(
+        entry.name.removesuffix(".lua")
+        for entry in LUA_DIR.iterdir()
+        if entry.is_file() and entry.name.endswith(".lua")
+    )
+
+
 @cache
 def source(name: str) -> str:
     """The script's text with its includes expanded."""
-    return _expand((LUA_DIR / f"{name}.lua").read_text(), set())
+    return _expand(_read(f"{name}.lua"), set())
+
+
+def _read(path: str) -> str:
+    try:
+        return LUA_DIR.joinpath(path).read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        raise ScriptMissing(path) from None
 
 
 def _expand(text: str, seen: set[str]) -> str:
@@ -51,7 +101,7 @@ def _expand(text: str, seen: set[str]) -> str:
         if inc in seen:
             return ""
         seen.add(inc)
-        return _expand((LUA_DIR / inc).read_text(), seen)
+        return _expand(_read(inc), seen)
 
     return _INCLUDE.sub(repl, text)
 
@@ -61,6 +111,8 @@ _registered: "WeakKeyDictionary[Any, dict[str, Any]]" = WeakKeyDictionary()
 
 def script(client: Any, name: str) -> Any:
     """The registered script ``name`` for ``client`` (sync or asyncio redis client)."""
+    if name not in NAMES:
+        raise KeyError(f"no script {name!r} in scripts.NAMES")
     per_client = _registered.setdefault(client, {})
     found = per_client.get(name)
     if found is None:
