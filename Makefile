@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest fmt bench clean
+.PHONY: install run test test-busy lint typecheck pytest fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ typecheck: install
 
 pytest: install
 	$(BIN)/python -m pytest
+
+# the suite three times in a row while two busy loops keep two cores at 100%
+test-busy: install
+	@$(BIN)/python -c 'while True: pass' & a=$$!; \
+	$(BIN)/python -c 'while True: pass' & b=$$!; \
+	trap 'kill $$a $$b' EXIT; \
+	for n in 1 2 3; do echo "== busy run $$n"; $(BIN)/python -m pytest -q -p no:cacheprovider || exit 1; done
 
 fmt: install
 	$(BIN)/ruff format .
