@@ -181,12 +181,17 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 def _start_process(settings: Settings, needs_scripts: bool = True) -> None:
     """Logging on, then the start-up checks (``app/startup.py``): a process that cannot work
-    stops here with one line instead of retrying a fatal problem forever."""
+    stops here with one line instead of retrying a fatal problem forever. A process that
+    decides times others rely on (web, scheduler, worker) then runs on Redis server time."""
     from app import startup
     from app.logs import configure_logging
 
     configure_logging(settings.log_level)
     startup.check(settings, needs_scripts=needs_scripts)
+    if needs_scripts:
+        from app.store.servertime import keep_anchored
+
+        keep_anchored(settings.redis_url)
 
 
 # -- agents ---------------------------------------------------------------------------------
