@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("dashboard", help="rq-dashboard on $PORT (default 9181)")
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without credentials (it can delete jobs: only on a trusted network)",
+    )
     p.set_defaults(func=cmd_dashboard)
     p = sub.add_parser(
         "dev", help="everything in one terminal, on an embedded Redis unless REDIS_URL is set"
@@ -133,13 +138,15 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     # handlers found at start: these make that a clean exit (status 0), like the other processes
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stopped)
+    proxies = settings.forwarded_allow_ips
     uvicorn.run(
         app,
-        host="0.0.0.0",
+        host=settings.host,
         port=settings.port,
         log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        # X-Forwarded-For is believed only from the proxies CHIME_FORWARDED_ALLOW_IPS names
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=",".join(proxies) if proxies is not None else None,
     )
     return 0
 
@@ -165,11 +172,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.admin_token and not args.no_auth:
+        raise ConfigError(
+            "chime dashboard needs CHIME_ADMIN_TOKEN (its password: the dashboard can delete "
+            "jobs); pass --no-auth to serve it without credentials on purpose"
+        )
     _start_process(settings, needs_scripts=False)
     from app.dashboard import DEFAULT_PORT, serve
 
     port = settings.port if os.environ.get("PORT") else DEFAULT_PORT
-    serve(settings.redis_url, port, settings.admin_token)
+    serve(settings.redis_url, port, settings.admin_token, settings.host)
     return 0
 
 

@@ -60,9 +60,7 @@ def serve(redis_url: str, port: int, admin_token: str | None, host: str = "0.0.0
     register_queues(redis_url)
     app = create_dashboard(redis_url, admin_token)
     if not admin_token:
-        log.warning(
-            "dashboard.open", extra={"reason": "CHIME_ADMIN_TOKEN is not set", "port": port}
-        )
+        log.warning("dashboard.open", extra={"reason": "served without credentials", "port": port})
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     log.info("dashboard.listening", extra={"host": host, "port": port})
     app.run(host=host, port=port, threaded=True, use_reloader=False)

@@ -11,6 +11,7 @@ its own (as RQ's work horse runs) is stopped too, even after its parent has died
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -28,13 +29,14 @@ from app import startup
 from app.core.errors import ChimeError
 from app.embedded_redis import EmbeddedRedis, free_port
 from app.logs import mask_url
-from app.settings import Settings
+from app.settings import MIN_TOKEN_LENGTH, Settings
 from app.store import connection
 from app.store.agents import agent_for_token, create_agent
 from app.store.keys import Keys
 
 DATA_DIR = ".chime"
 AGENT_FILE = "dev-agent.json"
+ADMIN_FILE = "dev-admin-token"
 WORKERS = 2
 DASHBOARD_FALLBACK_PORT = 9181
 #: how long children get to finish after SIGTERM (a worker finishes its current step)
@@ -171,6 +173,10 @@ def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
             redis_url = embedded.url
         env["REDIS_URL"] = redis_url
         env["PYTHONUNBUFFERED"] = "1"
+        # a development machine: listen on loopback only, and guard the dashboard anyway
+        env.setdefault("CHIME_HOST", "127.0.0.1")
+        admin_token = settings.admin_token or dev_admin_token(data_dir)
+        env["CHIME_ADMIN_TOKEN"] = admin_token
         keys = Keys(settings.key_prefix)
         with connection.client(redis_url) as client:
             agent = dev_agent(client, keys, data_dir, settings)
@@ -181,7 +187,16 @@ def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
             if sup.stop_requested.is_set():
                 break
             sup.start(child)
-        _banner(stream, settings, data_dir, redis_url, embedded, web_port, dash_port, agent)
+        _banner(
+            stream,
+            settings,
+            data_dir,
+            redis_url,
+            embedded,
+            (web_port, dash_port, env["CHIME_HOST"]),
+            agent,
+            None if settings.admin_token else admin_token,
+        )
 
         code = 0
         ticks = 0
@@ -246,16 +261,33 @@ def dev_agent(
     return agent_id, token
 
 
+def dev_admin_token(data_dir: Path) -> str:
+    """The development admin token: minted once, kept in ``.chime/`` (mode 0600), reused."""
+    path = data_dir / ADMIN_FILE
+    try:
+        saved = path.read_text().strip()
+        if len(saved) >= MIN_TOKEN_LENGTH:
+            return saved
+    except OSError:
+        pass
+    token = "dev-admin-" + secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
 def _banner(
     out: IO[str],
     settings: Settings,
     data_dir: Path,
     redis_url: str,
     embedded: EmbeddedRedis | None,
-    web_port: int,
-    dash_port: int,
+    listen: tuple[int, int, str],
     agent: tuple[str, str] | None,
+    minted_admin: str | None,
 ) -> None:
+    web_port, dash_port, host = listen
 
     web = f"http://localhost:{web_port}"
     where = f"embedded, append-only in {data_dir}" if embedded else "from REDIS_URL"
@@ -264,11 +296,15 @@ def _banner(
         "Chime is starting:",
         f"  api        {web}  (OpenAPI: {web}/schema/swagger, health: {web}/healthz)",
         f"  metrics    {web}/metrics",
-        f"  dashboard  http://localhost:{dash_port}"
-        + ("  (user admin, password CHIME_ADMIN_TOKEN)" if settings.admin_token else ""),
+        f"  dashboard  http://localhost:{dash_port}  (user admin, password: the admin token)",
+        f"  listening  on {host} only" if host == "127.0.0.1" else f"  listening  on {host}",
         f"  scheduler  1 process; workers: {WORKERS} processes",
         f"  redis      {mask_url(redis_url)}  ({where})",
     ]
+    if minted_admin is not None:
+        lines.append(f"  admin token: {minted_admin}  (kept in {data_dir / ADMIN_FILE})")
+    else:
+        lines.append("  admin token: CHIME_ADMIN_TOKEN")
     if agent is not None:
         agent_id, token = agent
         lines += [

@@ -4,6 +4,7 @@ A bad value raises :class:`ConfigError` with a one-line message naming the varia
 command line prints it and exits, so a process never starts half-configured.
 """
 
+import ipaddress
 import os
 import re
 import uuid
@@ -22,10 +23,16 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 class Settings:
     redis_url: str = "redis://localhost:6379/0"
     port: int = 8080
+    #: the address ``chime web`` and ``chime dashboard`` listen on
+    host: str = "0.0.0.0"
+    #: proxies whose ``X-Forwarded-For``/``-Proto`` are believed; None: no proxy is trusted
+    forwarded_allow_ips: tuple[str, ...] | None = None
     key_prefix: str = "chime"
     #: token -> agent id, from ``CHIME_AGENT_TOKENS`` (``agent_uuid:token,...``)
     agent_tokens: Mapping[str, str] = field(default_factory=dict)
     admin_token: str | None = None
+    #: when set, ``GET /metrics`` needs ``Authorization: Bearer <this token>``
+    metrics_token: str | None = None
     max_body_bytes: int = 1024 * 1024
     #: host patterns ``http.request`` may reach; None: every host but link-local/metadata ones
     http_allow: tuple[str, ...] | None = None
@@ -46,12 +53,16 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         e = os.environ if env is None else env
         d = cls()
+        admin_token = _token(e, "CHIME_ADMIN_TOKEN")
         return cls(
             redis_url=_redis_url(e.get("REDIS_URL", d.redis_url)),
             port=_int(e, "PORT", d.port, 1, 65535),
+            host=_host(e.get("CHIME_HOST") or d.host),
+            forwarded_allow_ips=_proxies(e.get("CHIME_FORWARDED_ALLOW_IPS")),
             key_prefix=_prefix(e.get("CHIME_KEY_PREFIX", d.key_prefix)),
-            agent_tokens=_agent_tokens(e.get("CHIME_AGENT_TOKENS", "")),
-            admin_token=e.get("CHIME_ADMIN_TOKEN") or None,
+            agent_tokens=_agent_tokens(e.get("CHIME_AGENT_TOKENS", ""), admin_token),
+            admin_token=admin_token,
+            metrics_token=_token(e, "CHIME_METRICS_TOKEN"),
             max_body_bytes=_int(e, "CHIME_MAX_BODY_BYTES", d.max_body_bytes, 1, 1 << 30),
             http_allow=_patterns(e.get("CHIME_HTTP_ALLOW")),
             run_history=_int(e, "CHIME_RUN_HISTORY", d.run_history, 1, 100_000),
@@ -133,23 +144,72 @@ def _prefix(value: str) -> str:
     return value
 
 
-def _agent_tokens(raw: str) -> dict[str, str]:
-    """Parse ``agent_uuid:token,agent_uuid:token``; never echo a token in an error."""
+#: the shortest token accepted in the settings: a guessable token is no token
+MIN_TOKEN_LENGTH = 16
+
+
+def _token(env: Mapping[str, str], name: str) -> str | None:
+    """A bearer token setting: unset, or at least MIN_TOKEN_LENGTH characters (never echoed)."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if len(raw) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"{name} must be at least {MIN_TOKEN_LENGTH} characters")
+    return raw
+
+
+def _agent_tokens(raw: str, admin_token: str | None = None) -> dict[str, str]:
+    """Parse ``agent_uuid:token,agent_uuid:token``; never echo a token in an error.
+
+    Each token is at least MIN_TOKEN_LENGTH characters, names one agent only, and is not the
+    admin token (an agent must never be taken for the admin). An agent may have several
+    tokens (to rotate one without downtime).
+    """
     tokens: dict[str, str] = {}
     for n, pair in enumerate(p.strip() for p in raw.split(",")):
         if not pair:
             continue
+        where = f"CHIME_AGENT_TOKENS entry {n + 1}"
         agent, sep, token = pair.partition(":")
-        if not sep or not token.strip():
-            raise ConfigError(f"CHIME_AGENT_TOKENS entry {n + 1} must be agent_uuid:token")
+        token = token.strip()
+        if not sep or not token:
+            raise ConfigError(f"{where} must be agent_uuid:token")
         try:
             agent_id = str(uuid.UUID(agent.strip()))
         except ValueError:
-            raise ConfigError(
-                f"CHIME_AGENT_TOKENS entry {n + 1}: {agent.strip()[:40]!r} is not a UUID"
-            ) from None
-        tokens[token.strip()] = agent_id
+            raise ConfigError(f"{where}: {agent.strip()[:40]!r} is not a UUID") from None
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"{where}: the token must be at least {MIN_TOKEN_LENGTH} characters")
+        if token in tokens:
+            raise ConfigError(f"{where}: the token is already given to another entry")
+        if token == admin_token:
+            raise ConfigError(f"{where}: the token is the admin token (CHIME_ADMIN_TOKEN)")
+        tokens[token] = agent_id
     return tokens
+
+
+def _host(value: str) -> str:
+    value = value.strip()
+    if not value or any(c.isspace() or c in "/:@" for c in value.strip("[]")):
+        raise ConfigError(f"CHIME_HOST must be an address to listen on, got {value!r}")
+    return value
+
+
+def _proxies(raw: str | None) -> tuple[str, ...] | None:
+    """``*`` or comma-separated IPs/CIDR blocks of trusted proxies; None: trust none."""
+    if raw is None or not raw.strip():
+        return None
+    entries = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"CHIME_FORWARDED_ALLOW_IPS: {entry[:60]!r} is not an IP address or CIDR block"
+            ) from None
+    return entries
 
 
 def _patterns(raw: str | None) -> tuple[str, ...] | None:

@@ -18,15 +18,15 @@ def test_defaults_and_overrides() -> None:
     s = Settings.from_env(
         {
             "PORT": "9000",
-            "CHIME_AGENT_TOKENS": "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11:tok1, "
-            "1c3f1f7a-6f0b-4f38-8d0e-9a0b1c2d3e4f:tok2",
+            "CHIME_AGENT_TOKENS": "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11:first-token-16chars, "
+            "1c3f1f7a-6f0b-4f38-8d0e-9a0b1c2d3e4f:second-token-16ch",
             "CHIME_HTTP_ALLOW": "example.com, *.internal",
         }
     )
     assert s.port == 9000
     assert s.agent_tokens == {
-        "tok1": "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11",
-        "tok2": "1c3f1f7a-6f0b-4f38-8d0e-9a0b1c2d3e4f",
+        "first-token-16chars": "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11",
+        "second-token-16ch": "1c3f1f7a-6f0b-4f38-8d0e-9a0b1c2d3e4f",
     }
     assert s.http_allow == ("example.com", "*.internal")
 
@@ -42,6 +42,28 @@ def test_defaults_and_overrides() -> None:
         ({"CHIME_AGENT_TOKENS": "not-a-uuid:secret"}, "CHIME_AGENT_TOKENS"),
         ({"CHIME_LOG_LEVEL": "LOUD"}, "CHIME_LOG_LEVEL"),
         ({"CHIME_KEY_PREFIX": "a b"}, "CHIME_KEY_PREFIX"),
+        ({"CHIME_ADMIN_TOKEN": "short"}, "CHIME_ADMIN_TOKEN must be at least 16"),
+        ({"CHIME_METRICS_TOKEN": "short"}, "CHIME_METRICS_TOKEN must be at least 16"),
+        (
+            {"CHIME_AGENT_TOKENS": "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11:x"},
+            "CHIME_AGENT_TOKENS entry 1: the token must be at least 16",
+        ),
+        (
+            {
+                "CHIME_AGENT_TOKENS": "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11:same-token-for-two,"
+                "1c3f1f7a-6f0b-4f38-8d0e-9a0b1c2d3e4f:same-token-for-two"
+            },
+            "CHIME_AGENT_TOKENS entry 2: the token is already given to another entry",
+        ),
+        (
+            {
+                "CHIME_ADMIN_TOKEN": "operator-token-0123",
+                "CHIME_AGENT_TOKENS": "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11:operator-token-0123",
+            },
+            "CHIME_AGENT_TOKENS entry 1: the token is the admin token",
+        ),
+        ({"CHIME_HOST": "0.0.0.0:80"}, "CHIME_HOST"),
+        ({"CHIME_FORWARDED_ALLOW_IPS": "10.0.0.0/8, proxy"}, "CHIME_FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], fragment: str) -> None:
@@ -56,6 +78,28 @@ def test_bad_tokens_are_not_echoed() -> None:
     with pytest.raises(ConfigError) as exc:
         Settings.from_env({"CHIME_AGENT_TOKENS": "not-a-uuid:supersecret"})
     assert "supersecret" not in str(exc.value)
+    for env in (
+        {"CHIME_ADMIN_TOKEN": "supersecret"},
+        {"CHIME_AGENT_TOKENS": "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11:supersecret"},
+    ):
+        with pytest.raises(ConfigError) as exc:
+            Settings.from_env(env)
+        assert "supersecret" not in str(exc.value)
+
+
+def test_one_agent_may_hold_two_tokens_and_proxies_parse() -> None:
+    agent = "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11"
+    s = Settings.from_env(
+        {
+            "CHIME_AGENT_TOKENS": f"{agent}:old-token-of-the-agent,{agent}:new-token-of-the-agent",
+            "CHIME_FORWARDED_ALLOW_IPS": "10.0.0.0/8, 127.0.0.1",
+            "CHIME_HOST": "127.0.0.1",
+        }
+    )
+    assert set(s.agent_tokens.values()) == {agent}
+    assert s.forwarded_allow_ips == ("10.0.0.0/8", "127.0.0.1")
+    assert s.host == "127.0.0.1"
+    assert Settings.from_env({}).forwarded_allow_ips is None
 
 
 def test_password_not_echoed_for_bad_redis_url() -> None:

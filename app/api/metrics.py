@@ -6,6 +6,7 @@ workers see come from the stats hash (``app/store/stats.py``). Every web process
 same numbers, so a scrape may hit any of them.
 """
 
+import hmac
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -189,9 +190,20 @@ def _settings(state: State) -> Settings:
 
 @get("/metrics", sync_to_thread=True, include_in_schema=False, media_type=CONTENT_TYPE)
 def metrics(request: Request[Any, Any, Any]) -> Response[str]:
-    """Prometheus scrape endpoint; needs no token (it shows counts, never task content)."""
+    """Prometheus scrape endpoint (counts, never task content); with CHIME_METRICS_TOKEN set
+    it needs that bearer token."""
     state = request.app.state
     settings = _settings(state)
+    if settings.metrics_token is not None:
+        given = request.headers.get("authorization", "").encode()
+        expected = f"Bearer {settings.metrics_token}".encode()
+        if not hmac.compare_digest(given, expected):
+            return Response(
+                "metrics token required\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     client = getattr(state, "redis", None)
     if not isinstance(client, redis.Redis):
         client = _client(settings.redis_url)

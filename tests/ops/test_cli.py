@@ -25,7 +25,8 @@ def test_a_bad_redis_url_is_one_line_and_exit_2(command: str) -> None:
 
 def test_unparsable_agent_tokens_are_one_line_without_the_token() -> None:
     result = run_chime(
-        "worker", CHIME_AGENT_TOKENS="0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11:ok,not-a-uuid:s3cret"
+        "worker",
+        CHIME_AGENT_TOKENS="0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11:a-long-enough-token,not-a-uuid:s3cret",
     )
 
     assert result.returncode == 2

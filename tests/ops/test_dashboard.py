@@ -12,14 +12,14 @@ from rq import Queue
 from app.dashboard import create_dashboard
 from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys
-from tests.ops.support import ROOT, Output, chime_env, free_ports, wait_for
+from tests.ops.support import ROOT, Output, chime_env, free_ports, run_chime, wait_for
 
 
 @pytest.fixture
 def dashboard(redis_url: str) -> Iterator[str]:
     port = free_ports()
     out = Output(
-        [sys.executable, "-m", "app.cli", "dashboard"],
+        [sys.executable, "-m", "app.cli", "dashboard", "--no-auth"],
         chime_env(REDIS_URL=redis_url, PORT=str(port)),
         ROOT,
     )
@@ -47,6 +47,16 @@ def test_the_queues_json_lists_every_priority_queue_and_the_queued_run(
         "jobs"
     ]
     assert [j["id"] for j in jobs] == ["run-on-p3"]
+
+
+def test_without_an_admin_token_the_dashboard_refuses_to_start(redis_url: str) -> None:
+    result = run_chime("dashboard", REDIS_URL=redis_url)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "chime: chime dashboard needs CHIME_ADMIN_TOKEN (its password: the dashboard can delete "
+        "jobs); pass --no-auth to serve it without credentials on purpose"
+    ]
 
 
 def test_the_admin_token_guards_the_dashboard(redis_url: str) -> None:

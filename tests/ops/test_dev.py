@@ -24,6 +24,18 @@ from tests.ops.support import (
 START_TIMEOUT = 60
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses on which a socket listens on ``port`` (read from /proc/net/tcp)."""
+    found: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            raw = bytes.fromhex(address)[::-1]
+            found.add(".".join(str(b) for b in raw))
+    return found
+
+
 def _start(cwd: Path, port: int) -> tuple[Output, str, str, str]:
     """Start ``chime dev``; returns it, the API base URL, the agent id and its token."""
     dev = Output([sys.executable, "-m", "app.cli", "dev"], chime_env(PORT=str(port)), cwd)
@@ -57,8 +69,16 @@ def test_dev_runs_a_task_end_to_end_stops_cleanly_and_keeps_tasks(tmp_path: Path
     try:
         assert (tmp_path / ".chime" / "dev-agent.json").exists()
         before = scrape(base)
-        dash = httpx.get(f"http://127.0.0.1:{port + 1}/0/data/queues.json", timeout=5)
+        dash_url = f"http://127.0.0.1:{port + 1}/0/data/queues.json"
+        assert httpx.get(dash_url, timeout=5).status_code == 401
+        admin = (dev.find("admin token:") or "").split()[0]
+        assert len(admin) >= 16
+        assert (tmp_path / ".chime" / "dev-admin-token").stat().st_mode & 0o077 == 0
+        dash = httpx.get(dash_url, auth=("admin", admin), timeout=5)
         assert "chime-p5" in {q["name"] for q in dash.json()["queues"]}
+        assert "listening  on 127.0.0.1 only" in dev.text()
+        assert listening_addresses(port) == {"127.0.0.1"}
+        assert listening_addresses(port + 1) == {"127.0.0.1"}
 
         with Hook().running() as hook:
             created = httpx.post(

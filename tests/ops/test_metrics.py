@@ -147,3 +147,20 @@ def test_the_route_uses_the_apps_settings_and_client(r: redis.Redis, redis_url: 
         text = client.get("/metrics").text
 
     assert _get(_samples(text), "chime_tasks", status="paused") == 2
+
+
+def test_a_metrics_token_guards_the_route(r: redis.Redis, redis_url: str) -> None:
+    token = "scrape-token-0123456789"
+    settings = Settings.from_env({"REDIS_URL": redis_url, "CHIME_METRICS_TOKEN": token})
+    app = Litestar(route_handlers=[metrics], state=State({"settings": settings, "redis": r}))
+
+    with TestClient(app) as client:
+        missing = client.get("/metrics")
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer not-the-token-at-all"})
+        right = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+
+    assert missing.status_code == wrong.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert token not in missing.text + wrong.text
+    assert right.status_code == 200
+    assert "chime_tasks" in right.text

@@ -23,6 +23,8 @@ from tests.ops.support import (
     wait_for,
 )
 
+ADMIN_TOKEN = "procfile-admin-token"
+
 
 def test_procfile_declares_the_four_process_types() -> None:
     lines = (ROOT / "Procfile").read_text().splitlines()
@@ -56,7 +58,7 @@ def test_honcho_runs_the_procfile_and_a_task_runs_end_to_end(
             "-p",
             str(port),
         ],
-        chime_env(REDIS_URL=redis_url),
+        chime_env(REDIS_URL=redis_url, CHIME_ADMIN_TOKEN=ADMIN_TOKEN),
         ROOT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -86,7 +88,11 @@ def test_honcho_runs_the_procfile_and_a_task_runs_end_to_end(
             before, "chime_runs_total", status="succeeded", trigger="schedule"
         )
         assert metric(after, "chime_tasks", status="completed") == 1
-        dash = httpx.get(f"http://127.0.0.1:{port + 300}/0/data/queues.json", timeout=5)
+        dash = httpx.get(
+            f"http://127.0.0.1:{port + 300}/0/data/queues.json",
+            auth=("admin", ADMIN_TOKEN),
+            timeout=5,
+        )
         assert "chime-p5" in {q["name"] for q in dash.json()["queues"]}
     finally:
         tree = descendants(honcho.proc.pid)
