@@ -18,6 +18,9 @@ import pytest
 from app import clock
 from tests.ops.support import ROOT, Output, chime_env, free_ports, wait_for
 
+#: building and installing into fresh environments takes minutes on a busy machine
+pytestmark = pytest.mark.timeout(900)
+
 AGENT = str(uuid.uuid4())
 TOKEN = "install-test-token-" + uuid.uuid4().hex
 
@@ -125,7 +128,7 @@ def _runs_a_once_task(venv: Path, redis_url: str, workdir: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
-        wait_for(lambda: httpx.get(base + "/healthz", timeout=2).is_success, 60, "web", procs[0])
+        wait_for(lambda: httpx.get(base + "/healthz", timeout=2).is_success, 180, "web", procs[0])
         body = {
             "title": "installed",
             "description": "a once task on an installed Chime",
@@ -142,7 +145,7 @@ def _runs_a_once_task(venv: Path, redis_url: str, workdir: Path) -> None:
             task = httpx.get(f"{base}/tasks/{task_id}", headers=auth, timeout=5).json()
             return bool(task["status"] == "completed")
 
-        wait_for(completed, 60, "the once task to complete", procs[1])
+        wait_for(completed, 180, "the once task to complete", procs[1])
         runs = httpx.get(f"{base}/tasks/{task_id}/runs", headers=auth, timeout=5).json()
         assert [run["status"] for run in runs["items"]] == ["succeeded"]
     finally:

