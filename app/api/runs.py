@@ -5,6 +5,7 @@ from litestar.params import FromPath
 
 from app.api.auth import authenticate
 from app.api.deps import AGENT_DEPENDENCIES, CallerDep, KeysDep, RedisDep
+from app.api.openapi import AUTHED, answers
 from app.api.schemas import RunOut, run_out
 from app.store import history
 
@@ -16,7 +17,7 @@ class RunController(Controller):
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 
-    @get("/{run_id:str}", sync_to_thread=True)
+    @get("/{run_id:str}", sync_to_thread=True, opt=answers({200: RunOut}, errors=(*AUTHED, 404)))
     def get_run(
         self, run_id: FromPath[str], caller: CallerDep, client: RedisDep, keys: KeysDep
     ) -> RunOut:

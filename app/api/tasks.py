@@ -1,35 +1,35 @@
 """``/tasks``: create, list, read, change, and the state transitions of a task; its runs.
 
-Handlers are synchronous (the store is) and run in a thread. Bodies are decoded twice: Litestar
-decodes ``data`` (its first check, and the OpenAPI schema), then :func:`decode_body` decodes the
-raw bytes strictly, so ``"5"`` for an int is a 400 rather than silently coerced.
+Handlers are synchronous (the store is) and run in a thread. A body is taken raw and decoded
+once, strictly, into its struct (:func:`decode`), so ``"5"`` for an int is a 400 rather than
+silently coerced; ``opt=answers(...)`` states what each operation answers, for the OpenAPI
+document.
 """
 
 import uuid
 from typing import Annotated
 
 from litestar import Controller, Response, get, post, put
-from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter, RawBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter, RawBody
 
 from app import clock
 from app.api.auth import authenticate
 from app.api.deps import AGENT_DEPENDENCIES, CallerDep, KeysDep, RedisDep, StoreDep
+from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import (
     RunOut,
     RunPage,
     SnoozeRequest,
-    TaskCreate,
+    TaskChanges,
     TaskOut,
     TaskPage,
-    TaskUpdate,
-    decode_body,
-    fields_of,
+    decode,
     run_out,
     task_out,
 )
 from app.core.errors import Conflict, Forbidden
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
-from app.core.taskspec import changed_fields, new_task
+from app.core.taskspec import TaskSpec, changed_fields, new_task, spec_fields
 from app.store import history, stats
 from app.store.enqueue import dequeue_runs, enqueue_runs
 
@@ -38,6 +38,8 @@ DEFAULT_LIMIT = 50
 #: a page further than this is refused (400) rather than passed to Redis as a huge index
 MAX_OFFSET = 1_000_000_000
 IDEMPOTENCY_KEY_MAX = 200
+#: visible ASCII, inner spaces allowed: what survives an HTTP header unchanged
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, 1..{MAX_LIMIT}")]
 Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="items to skip, >= 0")]
@@ -47,7 +49,9 @@ IdempotencyKey = Annotated[
         name="Idempotency-Key",
         min_length=1,
         max_length=IDEMPOTENCY_KEY_MAX,
-        description="a repeat within 24 h by the same agent returns the first task (200)",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="a repeat within 24 h by the same agent returns the first task (200); "
+        "visible ASCII characters, spaces only inside",
     ),
 ]
 
@@ -61,20 +65,32 @@ class TaskController(Controller):
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 
-    @post("/", sync_to_thread=True, status_code=201)
+    @post(
+        "/",
+        sync_to_thread=True,
+        status_code=201,
+        opt=answers(
+            {201: TaskOut, 200: TaskOut},
+            body=TaskSpec,
+            errors=(*AUTHED, *WITH_BODY, 403),
+            headers={
+                201: {"Location": "/tasks/{id}"},
+                200: {"Location": "/tasks/{id} of the first task"},
+            },
+        ),
+    )
     def create_task(
         self,
-        data: Annotated[TaskCreate, Body()],
         body: RawBody,
         caller: CallerDep,
         store: StoreDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskOut]:
         """Create a task: 201; 200 with the first task when the Idempotency-Key was seen."""
-        fields = fields_of(decode_body(body, TaskCreate))
-        if not caller.is_admin and fields["created_by"] != caller.agent_id:
+        spec = decode(body, TaskSpec)
+        if not caller.is_admin and str(spec.created_by) != caller.agent_id:
             raise Forbidden("created_by must be your own agent id")
-        task = new_task(fields, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
+        task = new_task(spec, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
         stored, created = store.create(task, idempotency_key)
         return Response(
             task_out(stored),
@@ -82,7 +98,7 @@ class TaskController(Controller):
             headers={"Location": f"/tasks/{stored.id}"},
         )
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, opt=answers({200: TaskPage}, errors=(*AUTHED, 400)))
     def list_tasks(
         self,
         caller: CallerDep,
@@ -108,28 +124,36 @@ class TaskController(Controller):
         )
         return TaskPage(items=[task_out(t) for t in tasks], total=total, limit=limit, offset=offset)
 
-    @get("/{task_id:str}", sync_to_thread=True)
+    @get("/{task_id:str}", sync_to_thread=True, opt=answers({200: TaskOut}, errors=(*AUTHED, 404)))
     def get_task(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
         return task_out(store.get(task_id, caller.agent_id))
 
-    @put("/{task_id:str}", sync_to_thread=True)
+    @put(
+        "/{task_id:str}",
+        sync_to_thread=True,
+        opt=answers({200: TaskOut}, body=TaskChanges, errors=(*AUTHED, *WITH_BODY, 404, 409)),
+    )
     def update_task(
         self,
         task_id: FromPath[str],
-        data: Annotated[TaskUpdate, Body()],
         body: RawBody,
         caller: CallerDep,
         store: StoreDep,
     ) -> TaskOut:
         """Change the given fields, validated as on create against the resulting task."""
-        given = fields_of(decode_body(body, TaskUpdate))
+        given = spec_fields(decode(body, TaskChanges))
         task = store.get(task_id, caller.agent_id)
         if task.status == TaskStatus.CANCELED:
             raise Conflict("update", task.status)
         changes = changed_fields(task, given)
         return task_out(store.update(task_id, changes, caller.agent_id))
 
-    @post("/{task_id:str}/run_now", sync_to_thread=True, status_code=202)
+    @post(
+        "/{task_id:str}/run_now",
+        sync_to_thread=True,
+        status_code=202,
+        opt=answers({202: RunOut}, errors=(*AUTHED, 404, 409)),
+    )
     def run_now(
         self,
         task_id: FromPath[str],
@@ -151,28 +175,47 @@ class TaskController(Controller):
             enqueue_runs(rq, keys, [(run.id, run.priority)])
         return run_out(run)
 
-    @post("/{task_id:str}/snooze", sync_to_thread=True, status_code=200)
+    @post(
+        "/{task_id:str}/snooze",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers({200: TaskOut}, body=SnoozeRequest, errors=(*AUTHED, *WITH_BODY, 404, 409)),
+    )
     def snooze(
         self,
         task_id: FromPath[str],
-        data: Annotated[SnoozeRequest, Body()],
         body: RawBody,
         caller: CallerDep,
         store: StoreDep,
     ) -> TaskOut:
         """Move the next occurrence by ``delay_seconds``; occurrences before it are skipped."""
-        req = decode_body(body, SnoozeRequest)
+        req = decode(body, SnoozeRequest)
         return task_out(store.snooze(task_id, req.delay_seconds, req.reason, caller.agent_id))
 
-    @post("/{task_id:str}/pause", sync_to_thread=True, status_code=200)
+    @post(
+        "/{task_id:str}/pause",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
+    )
     def pause(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
         return task_out(store.pause(task_id, caller.agent_id))
 
-    @post("/{task_id:str}/resume", sync_to_thread=True, status_code=200)
+    @post(
+        "/{task_id:str}/resume",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
+    )
     def resume(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
         return task_out(store.resume(task_id, caller.agent_id))
 
-    @post("/{task_id:str}/cancel", sync_to_thread=True, status_code=200)
+    @post(
+        "/{task_id:str}/cancel",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
+    )
     def cancel(
         self, task_id: FromPath[str], caller: CallerDep, store: StoreDep, rq: RedisDep
     ) -> TaskOut:
@@ -181,7 +224,11 @@ class TaskController(Controller):
         dequeue_runs(rq, queued)
         return task_out(task)
 
-    @get("/{task_id:str}/runs", sync_to_thread=True)
+    @get(
+        "/{task_id:str}/runs",
+        sync_to_thread=True,
+        opt=answers({200: RunPage}, errors=(*AUTHED, 400, 404)),
+    )
     def list_runs(
         self,
         task_id: FromPath[str],
