@@ -188,7 +188,7 @@ def wrk(url: str, script: str, seconds: float, connections: int) -> float:
         f.write(script)
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", f.name, url],
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", f.name, url],
             capture_output=True,
             text=True,
             check=True,

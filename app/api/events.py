@@ -4,7 +4,7 @@ from litestar import Controller, post
 from litestar.params import RawBody
 
 from app.api.auth import authenticate
-from app.api.deps import AGENT_DEPENDENCIES, CallerDep, KeysDep, RedisDep, SettingsDep
+from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import EventOut, EventRequest, decode, run_out
 from app.core.errors import Forbidden
@@ -27,17 +27,15 @@ class EventController(Controller):
     def emit(
         self,
         body: RawBody,
-        caller: CallerDep,
-        client: RedisDep,
-        rq: RedisDep,
-        keys: KeysDep,
-        settings: SettingsDep,
+        api: ApiDep,
     ) -> EventOut:
         """One run per matching task: ``queued`` (on RQ now), ``deduped``, or ``pending`` until
         the task's snooze ends."""
         req = decode(body, EventRequest)
-        if caller.agent_id is None:
+        if api.caller.agent_id is None:
             # events belong to an agent; the admin token is nobody's
             raise Forbidden("events belong to an agent: emit them with an agent's token")
-        event_id, runs = emit_event(client, rq, keys, settings, caller.agent_id, req.name, req.data)
+        event_id, runs = emit_event(
+            api.client, api.rq, api.keys, api.settings, api.caller.agent_id, req.name, req.data
+        )
         return EventOut(event_id=event_id, runs=[run_out(r) for r in runs])

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
 from app import clock
 from app.api.auth import authenticate
-from app.api.deps import AGENT_DEPENDENCIES, CallerDep, KeysDep, RedisDep, StoreDep
+from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import (
     RunOut,
@@ -82,16 +82,15 @@ class TaskController(Controller):
     def create_task(
         self,
         body: RawBody,
-        caller: CallerDep,
-        store: StoreDep,
+        api: ApiDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskOut]:
         """Create a task: 201; 200 with the first task when the Idempotency-Key was seen."""
         spec = decode(body, TaskSpec)
-        if not caller.is_admin and str(spec.created_by) != caller.agent_id:
+        if not api.caller.is_admin and str(spec.created_by) != api.caller.agent_id:
             raise Forbidden("created_by must be your own agent id")
         task = new_task(spec, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
-        stored, created = store.create(task, idempotency_key)
+        stored, created = api.store.create(task, idempotency_key)
         return Response(
             task_out(stored),
             status_code=201 if created else 200,
@@ -101,8 +100,7 @@ class TaskController(Controller):
     @get("/", sync_to_thread=True, opt=answers({200: TaskPage}, errors=(*AUTHED, 400)))
     def list_tasks(
         self,
-        caller: CallerDep,
-        store: StoreDep,
+        api: ApiDep,
         status: FromQuery[TaskStatus | None] = None,
         created_by: FromQuery[uuid.UUID | None] = None,
         schedule_kind: FromQuery[ScheduleKind | None] = None,
@@ -110,12 +108,12 @@ class TaskController(Controller):
         offset: Offset = 0,
     ) -> TaskPage:
         """A page of tasks, newest first; an agent only ever sees its own."""
-        agent = caller.agent_id
+        agent = api.caller.agent_id
         if created_by is not None:
             if agent is not None and str(created_by) != agent:
                 return TaskPage(items=[], total=0, limit=limit, offset=offset)
             agent = str(created_by)
-        tasks, total = store.list(
+        tasks, total = api.store.list(
             agent=agent,
             status=status.value if status else None,
             kind=schedule_kind.value if schedule_kind else None,
@@ -125,8 +123,8 @@ class TaskController(Controller):
         return TaskPage(items=[task_out(t) for t in tasks], total=total, limit=limit, offset=offset)
 
     @get("/{task_id:str}", sync_to_thread=True, opt=answers({200: TaskOut}, errors=(*AUTHED, 404)))
-    def get_task(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
-        return task_out(store.get(task_id, caller.agent_id))
+    def get_task(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
+        return task_out(api.store.get(task_id, api.caller.agent_id))
 
     @put(
         "/{task_id:str}",
@@ -137,16 +135,15 @@ class TaskController(Controller):
         self,
         task_id: FromPath[str],
         body: RawBody,
-        caller: CallerDep,
-        store: StoreDep,
+        api: ApiDep,
     ) -> TaskOut:
         """Change the given fields, validated as on create against the resulting task."""
         given = spec_fields(decode(body, TaskChanges))
-        task = store.get(task_id, caller.agent_id)
+        task = api.store.get(task_id, api.caller.agent_id)
         if task.status == TaskStatus.CANCELED:
             raise Conflict("update", task.status)
         changes = changed_fields(task, given)
-        return task_out(store.update(task_id, changes, caller.agent_id))
+        return task_out(api.store.update(task_id, changes, api.caller.agent_id))
 
     @post(
         "/{task_id:str}/run_now",
@@ -157,22 +154,18 @@ class TaskController(Controller):
     def run_now(
         self,
         task_id: FromPath[str],
-        caller: CallerDep,
-        store: StoreDep,
-        client: RedisDep,
-        rq: RedisDep,
-        keys: KeysDep,
+        api: ApiDep,
     ) -> RunOut:
         """One run now, outside the schedule (queued, or deduped by the dedupe window); counted
         in the stats as the scheduler counts scheduled runs."""
-        run = store.run_now(task_id, caller.agent_id)
-        pipe = client.pipeline(transaction=False)
-        stats.count_run(pipe, keys, run.status, Trigger.RUN_NOW)
+        run = api.store.run_now(task_id, api.caller.agent_id)
+        pipe = api.client.pipeline(transaction=False)
+        stats.count_run(pipe, api.keys, run.status, Trigger.RUN_NOW)
         if run.status == RunStatus.DEDUPED:
-            stats.incr(pipe, keys, stats.DEDUPE_SUPPRESSED)
+            stats.incr(pipe, api.keys, stats.DEDUPE_SUPPRESSED)
         pipe.execute()
         if run.status == RunStatus.QUEUED:
-            enqueue_runs(rq, keys, [(run.id, run.priority)])
+            enqueue_runs(api.rq, api.keys, [(run.id, run.priority)])
         return run_out(run)
 
     @post(
@@ -185,12 +178,13 @@ class TaskController(Controller):
         self,
         task_id: FromPath[str],
         body: RawBody,
-        caller: CallerDep,
-        store: StoreDep,
+        api: ApiDep,
     ) -> TaskOut:
         """Move the next occurrence by ``delay_seconds``; occurrences before it are skipped."""
         req = decode(body, SnoozeRequest)
-        return task_out(store.snooze(task_id, req.delay_seconds, req.reason, caller.agent_id))
+        return task_out(
+            api.store.snooze(task_id, req.delay_seconds, req.reason, api.caller.agent_id)
+        )
 
     @post(
         "/{task_id:str}/pause",
@@ -198,8 +192,8 @@ class TaskController(Controller):
         status_code=200,
         opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
     )
-    def pause(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
-        return task_out(store.pause(task_id, caller.agent_id))
+    def pause(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
+        return task_out(api.store.pause(task_id, api.caller.agent_id))
 
     @post(
         "/{task_id:str}/resume",
@@ -207,8 +201,8 @@ class TaskController(Controller):
         status_code=200,
         opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
     )
-    def resume(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
-        return task_out(store.resume(task_id, caller.agent_id))
+    def resume(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
+        return task_out(api.store.resume(task_id, api.caller.agent_id))
 
     @post(
         "/{task_id:str}/cancel",
@@ -216,12 +210,10 @@ class TaskController(Controller):
         status_code=200,
         opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
     )
-    def cancel(
-        self, task_id: FromPath[str], caller: CallerDep, store: StoreDep, rq: RedisDep
-    ) -> TaskOut:
+    def cancel(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
         """Cancel for good; runs that had not started end ``canceled`` and leave RQ."""
-        task, queued = store.cancel(task_id, caller.agent_id)
-        dequeue_runs(rq, queued)
+        task, queued = api.store.cancel(task_id, api.caller.agent_id)
+        dequeue_runs(api.rq, queued)
         return task_out(task)
 
     @get(
@@ -232,17 +224,14 @@ class TaskController(Controller):
     def list_runs(
         self,
         task_id: FromPath[str],
-        caller: CallerDep,
-        store: StoreDep,
-        client: RedisDep,
-        keys: KeysDep,
+        api: ApiDep,
         status: FromQuery[RunStatus | None] = None,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> RunPage:
         """The task's recent runs, newest first (the last ``CHIME_RUN_HISTORY`` are kept)."""
-        store.get(task_id, caller.agent_id)
+        api.store.get(task_id, api.caller.agent_id)
         runs, total = history.list_runs(
-            client, keys, task_id, status.value if status else None, limit, offset
+            api.client, api.keys, task_id, status.value if status else None, limit, offset
         )
         return RunPage(items=[run_out(r) for r in runs], total=total, limit=limit, offset=offset)
