@@ -1,7 +1,9 @@
 """The Litestar application: controllers, the shared Redis clients, error mapping, OpenAPI.
 
-One sync Redis client (``decode_responses=True``) for the store and one for RQ (bytes replies)
-are made per app and closed on shutdown; handlers are synchronous and run in threads.
+The OpenAPI document is completed once here from what each handler states it answers
+(``app/api/openapi.py``). One sync Redis client (``decode_responses=True``) for the store and
+one for RQ (bytes replies) are made per app and closed on shutdown; handlers are synchronous and
+run in threads.
 """
 
 from litestar import Litestar
@@ -14,6 +16,7 @@ from app.api.errors import EXCEPTION_HANDLERS
 from app.api.events import EventController
 from app.api.health import HealthController
 from app.api.metrics import metrics
+from app.api.openapi import finish
 from app.api.runs import RunController
 from app.api.tasks import TaskController
 from app.settings import Settings, get_settings
@@ -44,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         client.close()
         rq.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             TaskController,
             RunController,
@@ -72,3 +75,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ),
     )
+    finish(app)
+    return app

@@ -1,12 +1,17 @@
-"""Dependency providers: the app's one Redis client, its RQ client, settings, keys, the store.
+"""What a handler needs, handed over as one dependency: the caller, the app's Redis clients,
+settings, keys and the task store.
 
 The clients are made once per app (``app.state``) and closed on shutdown (``app/api/app.py``);
-the providers only hand them out, so they are cheap and run on the event loop.
+the provider only gathers them, on the event loop. It is one dependency on purpose: Litestar
+resolves several dependencies of a handler concurrently in a task group, which costs more per
+request than everything the provider does.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import redis
+from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
@@ -16,14 +21,30 @@ from app.store.keys import Keys
 from app.store.tasks import TaskStore
 
 
-def provide_settings(state: State) -> Settings:
-    settings: Settings = state.settings
-    return settings
+@dataclass(frozen=True, slots=True)
+class Api:
+    """One request's view of the app."""
+
+    caller: Caller
+    settings: Settings
+    keys: Keys
+    client: redis.Redis
+    rq: redis.Redis
+
+    @property
+    def store(self) -> TaskStore:
+        return TaskStore(self.client, self.keys, self.settings)
 
 
-def provide_keys(state: State) -> Keys:
-    keys: Keys = state.chime_keys
-    return keys
+def provide_api(request: Request[Any, Any, Any]) -> Api:
+    state = request.app.state
+    return Api(
+        caller=provide_caller(request),
+        settings=state.settings,
+        keys=state.chime_keys,
+        client=state.redis,
+        rq=state.rq,
+    )
 
 
 def provide_redis(state: State) -> redis.Redis:
@@ -31,32 +52,12 @@ def provide_redis(state: State) -> redis.Redis:
     return client
 
 
-def provide_rq(state: State) -> redis.Redis:
-    client: redis.Redis = state.rq
-    return client
-
-
 #: handler parameter types of the dependencies below
-CallerDep = NamedDependency[Caller]
-SettingsDep = NamedDependency[Settings]
-KeysDep = NamedDependency[Keys]
+ApiDep = NamedDependency[Api]
 RedisDep = NamedDependency[redis.Redis]
-StoreDep = NamedDependency[TaskStore]
-
-
-def provide_store(client: RedisDep, keys: KeysDep, settings: SettingsDep) -> TaskStore:
-    return TaskStore(client, keys, settings)
-
 
 #: what every authenticated controller declares
-AGENT_DEPENDENCIES: dict[str, Any] = {
-    "settings": Provide(provide_settings, sync_to_thread=False),
-    "keys": Provide(provide_keys, sync_to_thread=False),
-    "client": Provide(provide_redis, sync_to_thread=False),
-    "rq": Provide(provide_rq, sync_to_thread=False),
-    "store": Provide(provide_store, sync_to_thread=False),
-    "caller": Provide(provide_caller, sync_to_thread=False),
-}
+AGENT_DEPENDENCIES: dict[str, Any] = {"api": Provide(provide_api, sync_to_thread=False)}
 
 #: what the unauthenticated health check needs
 REDIS_DEPENDENCY: dict[str, Any] = {"client": Provide(provide_redis, sync_to_thread=False)}

@@ -31,7 +31,6 @@ from app.core.errors import Conflict, Forbidden, NotFound, ValidationError
 
 log = logging.getLogger("chime.api")
 
-_BODY_REQUIRED = "a JSON object body is required"
 #: handler parameter -> the HTTP header it reads, so a 400 names what the client sent
 _HEADER_NAMES = {"idempotency_key": "Idempotency-Key"}
 
@@ -54,24 +53,14 @@ def on_validation_error(request: Request[Any, Any, Any], exc: ValidationError) -
 def on_litestar_validation(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[Any]:
-    """Litestar's own 400s, with the field named in ``detail`` too (and clearer messages for a
-    missing body, a missing or an unknown field, which Litestar reports against ``data``)."""
+    """Litestar's own 400s (query and header parameters), with the field named in ``detail``
+    too; a header is named as the client sent it."""
     extra = exc.extra if isinstance(exc.extra, list) else []
     problems: list[dict[str, Any]] = []
     for item in extra:
         if not isinstance(item, dict):
             continue
         item = dict(item)
-        message = str(item.get("message", ""))
-        if item.get("key") == "data":
-            if message == "'data'":
-                item["key"], item["message"] = "body", _BODY_REQUIRED
-            elif message.startswith("Object contains unknown field `"):
-                item["key"], item["message"] = message.split("`")[1], "unknown field"
-            elif message.startswith("Object missing required field `"):
-                item["key"], item["message"] = message.split("`")[1], "required"
-            elif message.startswith("Expected `object`"):
-                item["key"], item["message"] = "body", _BODY_REQUIRED
         if item.get("source") == "header":
             item["key"] = _HEADER_NAMES.get(str(item.get("key")), item.get("key"))
         problems.append(item)

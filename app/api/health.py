@@ -4,6 +4,7 @@ import redis
 from litestar import Controller, Response, get
 
 from app.api.deps import REDIS_DEPENDENCY, RedisDep
+from app.api.openapi import EVERY, answers
 from app.api.schemas import Health
 
 
@@ -12,7 +13,7 @@ class HealthController(Controller):
     tags = ("health",)
     dependencies = REDIS_DEPENDENCY
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, opt=answers({200: Health, 503: Health}, errors=EVERY))
     def health(self, client: RedisDep) -> Response[Health]:
         try:
             client.ping()

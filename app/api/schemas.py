@@ -1,135 +1,111 @@
-"""Request and response bodies of the HTTP API, as msgspec structs.
+"""Request and response bodies of the HTTP API, as msgspec structs, and their one decoder.
 
-Request structs carry the contract's limits as ``Meta`` constraints (they also document the
-OpenAPI schema) and refuse unknown fields, so a misspelt field is a 400 rather than silently
-ignored. Bodies are decoded strictly (:func:`decode_body`): ``"5"`` is not an int.
-Response structs show the contract's fields with RFC 3339 ``Z`` timestamps; internal fields
-(``sched_version``, a run's ``agent_id`` and ``priority``) stay inside.
+A request body is decoded once, strictly, from the raw bytes into its struct (:func:`decode`):
+``"5"`` is not an int, an unknown field is a 400 naming it, and every ``Meta`` limit is checked
+on the way. The task's fields come from their one declaration, :class:`TaskSpec`: ``PUT`` takes
+:data:`TaskChanges` (every field optional, derived from it) and the response :class:`TaskOut`
+extends it. The same structs generate the OpenAPI schema (``app/api/openapi.py``). Response
+timestamps are RFC 3339 with a ``Z``; internal fields (``sched_version``, a run's ``agent_id``
+and ``priority``) stay inside.
 """
 
 import re
-from typing import Annotated, Any, TypeVar
-from uuid import UUID
+from itertools import accumulate
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from app import clock
+from app.core import wholenumbers
 from app.core.errors import ValidationError
-from app.core.status import BackoffStrategy, MisfirePolicy, RunStatus, ScheduleKind, TaskStatus
+from app.core.status import RunStatus, TaskStatus, Trigger
 from app.core.task import Run, Task
-from app.core.taskspec import DESCRIPTION_MAX, KEY_MAX, RANGES, TITLE_MAX
+from app.core.taskspec import INPUT_FIELDS, TaskSpec
 
 _S = TypeVar("_S", bound=msgspec.Struct)
 
 MAX_SNOOZE_SECONDS = 604_800
 REASON_MAX = 500
 EVENT_NAME_MAX = 200
+AGENT_NAME_MAX = 200
 
 
-def _range(name: str) -> Meta:
-    lo, hi = RANGES[name]
-    return Meta(ge=lo, le=hi)
+def _optional(annotation: Any) -> Any:
+    return annotation | UnsetType
 
 
-Title = Annotated[str, Meta(min_length=1, max_length=TITLE_MAX)]
-Description = Annotated[str, Meta(max_length=DESCRIPTION_MAX)]
-Key = Annotated[str, Meta(min_length=1, max_length=KEY_MAX)]
-Priority = Annotated[int, _range("priority")]
-MaxRetries = Annotated[int, _range("max_retries")]
-DedupeWindow = Annotated[int, _range("dedupe_window_seconds")]
-ConcurrencyLimit = Annotated[int, _range("concurrency_limit")]
-RetryDelay = Annotated[float, _range("retry_delay_seconds")]
-RetryMaxDelay = Annotated[float, _range("retry_max_delay_seconds")]
-Timezone = Annotated[str, Meta(min_length=1, max_length=64)]
-
-
-class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``POST /tasks``."""
-
-    title: Title
-    description: Description
-    schedule_kind: ScheduleKind
-    schedule_expr: str | None = None
-    timezone: Timezone = "UTC"
-    payload: dict[str, Any]
-    created_by: UUID
-    priority: Priority = 5
-    max_retries: MaxRetries = 3
-    backoff_strategy: BackoffStrategy = BackoffStrategy.EXPONENTIAL_JITTER
-    dedupe_key: Key | None = None
-    dedupe_window_seconds: DedupeWindow | None = None
-    concurrency_key: Key | None = None
-    concurrency_limit: ConcurrencyLimit = 1
-    retry_delay_seconds: RetryDelay = 10.0
-    retry_max_delay_seconds: RetryMaxDelay = 3600.0
-    misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
-
-
-class TaskUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``PUT /tasks/{id}``: every field optional; null clears the optional ones."""
-
-    title: Title | UnsetType = UNSET
-    description: Description | UnsetType = UNSET
-    schedule_kind: ScheduleKind | UnsetType = UNSET
-    schedule_expr: str | UnsetType | None = UNSET
-    timezone: Timezone | UnsetType = UNSET
-    payload: dict[str, Any] | UnsetType = UNSET
-    created_by: UUID | UnsetType = UNSET
-    priority: Priority | UnsetType = UNSET
-    max_retries: MaxRetries | UnsetType = UNSET
-    backoff_strategy: BackoffStrategy | UnsetType = UNSET
-    dedupe_key: Key | UnsetType | None = UNSET
-    dedupe_window_seconds: DedupeWindow | UnsetType | None = UNSET
-    concurrency_key: Key | UnsetType | None = UNSET
-    concurrency_limit: ConcurrencyLimit | UnsetType = UNSET
-    retry_delay_seconds: RetryDelay | UnsetType = UNSET
-    retry_max_delay_seconds: RetryMaxDelay | UnsetType = UNSET
-    misfire_policy: MisfirePolicy | UnsetType = UNSET
+#: ``PUT /tasks/{id}``: any field of :class:`TaskSpec`, all optional (absent is UNSET); null
+#: clears the nullable ones. Derived, so a new task field needs no change here.
+TaskChanges: type[msgspec.Struct] = msgspec.defstruct(
+    "TaskChanges",
+    [
+        (f.name, _optional(TaskSpec.__annotations__[f.name]), UNSET)
+        for f in msgspec.inspect.type_info(TaskSpec).fields  # type: ignore[attr-defined]
+    ],
+    kw_only=True,
+    forbid_unknown_fields=True,
+    module=__name__,
+)
 
 
 class SnoozeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``POST /tasks/{id}/snooze``."""
 
-    delay_seconds: Annotated[int, Meta(ge=1, le=MAX_SNOOZE_SECONDS)]
-    reason: Annotated[str, Meta(max_length=REASON_MAX)] | None = None
+    delay_seconds: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=MAX_SNOOZE_SECONDS,
+            description="seconds added to next_run_at; occurrences before that are skipped",
+        ),
+    ]
+    reason: Annotated[str, Meta(max_length=REASON_MAX, examples=["maintenance window"])] | None = (
+        None
+    )
 
 
 class EventRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``POST /events``."""
 
-    name: Annotated[str, Meta(min_length=1, max_length=EVENT_NAME_MAX)]
-    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    name: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=EVENT_NAME_MAX,
+            description="matched against each event task's schedule_expr (exact or glob)",
+            examples=["invoice.paid"],
+        ),
+    ]
+    data: Annotated[
+        dict[str, Any],
+        Meta(description="given to the runs as {{ event.data.FIELD }}", examples=[{"id": "INV-7"}]),
+    ] = msgspec.field(default_factory=dict)
 
 
 class AgentCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``POST /agents``."""
 
-    name: Annotated[str, Meta(min_length=1, max_length=200)]
+    name: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=AGENT_NAME_MAX,
+            pattern=r"\S",
+            description="kept without surrounding spaces",
+            examples=["billing-bot"],
+        ),
+    ]
 
 
 # -- responses ------------------------------------------------------------------------------
 
 
-class TaskOut(msgspec.Struct, kw_only=True):
+class TaskOut(TaskSpec, kw_only=True, forbid_unknown_fields=True):
+    """A task as the API shows it: every :class:`TaskSpec` field, defaults filled in, and what
+    the server maintains."""
+
     id: str
-    title: str
-    description: str
-    schedule_kind: ScheduleKind
-    schedule_expr: str | None
-    timezone: str
-    payload: dict[str, Any]
-    created_by: str
-    priority: int
-    max_retries: int
-    backoff_strategy: BackoffStrategy
-    dedupe_key: str | None
-    dedupe_window_seconds: int | None
-    concurrency_key: str | None
-    concurrency_limit: int
-    retry_delay_seconds: float
-    retry_max_delay_seconds: float
-    misfire_policy: MisfirePolicy
     status: TaskStatus
     next_run_at: str | None
     last_run_at: str | None
@@ -140,11 +116,11 @@ class TaskOut(msgspec.Struct, kw_only=True):
     run_count: int
 
 
-class RunOut(msgspec.Struct, kw_only=True):
+class RunOut(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     id: str
     task_id: str
     status: RunStatus
-    trigger: str
+    trigger: Trigger
     scheduled_for: str | None
     enqueued_at: str | None
     started_at: str | None
@@ -157,32 +133,32 @@ class RunOut(msgspec.Struct, kw_only=True):
     event: dict[str, Any] | None
 
 
-class TaskPage(msgspec.Struct, kw_only=True):
+class TaskPage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     items: list[TaskOut]
     total: int
     limit: int
     offset: int
 
 
-class RunPage(msgspec.Struct, kw_only=True):
+class RunPage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     items: list[RunOut]
     total: int
     limit: int
     offset: int
 
 
-class EventOut(msgspec.Struct, kw_only=True):
+class EventOut(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     event_id: str
     runs: list[RunOut]
 
 
-class AgentOut(msgspec.Struct, kw_only=True):
+class AgentOut(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     agent_id: str
     name: str
     created_at: str | None
 
 
-class AgentCreated(msgspec.Struct, kw_only=True):
+class AgentCreated(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The token appears here once; only its hash is stored."""
 
     agent_id: str
@@ -190,35 +166,55 @@ class AgentCreated(msgspec.Struct, kw_only=True):
     token: str
 
 
-class AgentList(msgspec.Struct, kw_only=True):
+class AgentList(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     items: list[AgentOut]
 
 
-class Health(msgspec.Struct, kw_only=True):
-    status: str
-    redis: str
+class Health(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    status: Literal["ok", "unavailable"]
+    redis: Annotated[str, Meta(description='"ok", or "error: <exception class>"')]
+
+
+class Problem(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    key: Annotated[str, Meta(description="the field at fault: payload.steps[0].action")]
+    message: str
+    source: Literal["body", "query", "header", "path", "cookie"]
+
+
+class Error(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Every error answer: Litestar's body."""
+
+    status_code: int
+    detail: str
+
+
+class BadRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A 400: ``detail`` is ``"<field>: <reason>"``; ``extra`` names each field at fault."""
+
+    status_code: Literal[400]
+    detail: str
+    extra: list[Problem]
+
+
+class ConflictState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    status: Annotated[
+        str,
+        Meta(description="the task's status, or why a change racing others was given up"),
+    ]
+
+
+class Conflict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A 409: the task's current status forbids the change."""
+
+    status_code: Literal[409]
+    detail: str
+    extra: ConflictState
 
 
 def task_out(task: Task) -> TaskOut:
     return TaskOut(
+        **{name: getattr(task, name) for name in INPUT_FIELDS},
         id=task.id,
-        title=task.title,
-        description=task.description,
-        schedule_kind=ScheduleKind(task.schedule_kind),
-        schedule_expr=task.schedule_expr,
-        timezone=task.timezone,
-        payload=task.payload,
-        created_by=task.created_by,
-        priority=task.priority,
-        max_retries=task.max_retries,
-        backoff_strategy=BackoffStrategy(task.backoff_strategy),
-        dedupe_key=task.dedupe_key,
-        dedupe_window_seconds=task.dedupe_window_seconds,
-        concurrency_key=task.concurrency_key,
-        concurrency_limit=task.concurrency_limit,
-        retry_delay_seconds=task.retry_delay_seconds,
-        retry_max_delay_seconds=task.retry_max_delay_seconds,
-        misfire_policy=MisfirePolicy(task.misfire_policy),
         status=TaskStatus(task.status),
         next_run_at=clock.iso(task.next_run_at),
         last_run_at=clock.iso(task.last_run_at),
@@ -235,7 +231,7 @@ def run_out(run: Run) -> RunOut:
         id=run.id,
         task_id=run.task_id,
         status=RunStatus(run.status),
-        trigger=run.trigger,
+        trigger=Trigger(run.trigger),
         scheduled_for=clock.iso(run.scheduled_for),
         enqueued_at=clock.iso(run.enqueued_at),
         started_at=clock.iso(run.started_at),
@@ -249,45 +245,59 @@ def run_out(run: Run) -> RunOut:
     )
 
 
-def fields_of(body: msgspec.Struct) -> dict[str, Any]:
-    """The fields a request gave (UNSET left out), as plain values (UUIDs and enums as str)."""
-    out: dict[str, Any] = {}
-    for name in body.__struct_fields__:
-        value = getattr(body, name)
-        if value is UNSET:
-            continue
-        if isinstance(value, UUID | str):
-            value = str(value)
-        out[name] = value
-    return out
-
-
+#: deeper bodies are refused whole, as the JSON decoder refuses them
+MAX_DEPTH = 1000
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 _AT = re.compile(r"^(.*) - at `\$(.*)`$")
+_NAMED = re.compile(r"^Object (missing required|contains unknown) field `([^`]*)`$")
 
 
-def decode_body(raw: bytes, cls: type[_S]) -> _S:
-    """Decode a JSON body strictly (no ``"5"`` for 5, no ``5.0`` for an int).
+def decode(raw: bytes, cls: type[_S]) -> _S:
+    """The body as ``cls``, decoded in one strict pass; a 400 naming the field otherwise.
 
-    Litestar's own decoding coerces such values; handlers decode their raw body again with
-    this, so a wrong type is a 400 naming the field.
-    """
+    Strict except for one thing: an int written ``5.0`` is read as 5 (JSON Schema counts it an
+    integer); ``"5"``, ``5.5`` and ``true`` are refused."""
     try:
         return msgspec.json.decode(raw, type=cls, strict=True)
     except msgspec.ValidationError as exc:
+        if wholenumbers.is_float_for_int(exc):
+            return _decode_whole_numbers(raw, cls)
+        if _depth(raw) > MAX_DEPTH:
+            # the type check stopped before the depth did: report what the decoder would
+            raise ValidationError("body", "nested too deeply") from None
         field, reason = _locate(str(exc))
         raise ValidationError(field, reason) from None
     except msgspec.DecodeError as exc:
         raise ValidationError("body", f"malformed JSON: {exc}") from None
 
 
+def _decode_whole_numbers(raw: bytes, cls: type[_S]) -> _S:
+    """The slow path of :func:`decode` for a body that writes an int as ``5.0``."""
+    try:
+        return wholenumbers.convert(msgspec.json.decode(raw), cls)
+    except msgspec.ValidationError as exc:
+        field, reason = _locate(str(exc))
+        raise ValidationError(field, reason) from None
+
+
+def _depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (only read on the error path)."""
+    text = _STRING.sub(b"", raw)
+    return max(accumulate(_STEP.get(c, 0) for c in text), default=0)
+
+
 def _locate(message: str) -> tuple[str, str]:
     """msgspec's message as (dotted field path, reason)."""
     m = _AT.match(message)
-    if m is None:
-        found = re.search(r"field `([^`]*)`", message)
-        return (found.group(1) if found else "body"), message
-    path = m.group(2).lstrip(".")
-    found = re.search(r"field `([^`]*)`", m.group(1))
-    if found:
-        path = f"{path}.{found.group(1)}" if path else found.group(1)
-    return path or "body", m.group(1)
+    reason, path = (m.group(1), m.group(2).lstrip(".")) if m else (message, "")
+    named = _NAMED.match(reason)
+    if reason == "Number out of range":
+        # a number no JSON decoder can hold (1e400): the text is at fault, not the field
+        return "body", f"malformed JSON: number out of range at {path or 'the top'}"
+    if named:
+        path = f"{path}.{named.group(2)}" if path else named.group(2)
+        reason = "required" if named.group(1) == "missing required" else "unknown field"
+    elif not path and reason.startswith("Expected `object`"):
+        reason = "a JSON object body is required"
+    return path or "body", reason

@@ -1,35 +1,35 @@
 """``/tasks``: create, list, read, change, and the state transitions of a task; its runs.
 
-Handlers are synchronous (the store is) and run in a thread. Bodies are decoded twice: Litestar
-decodes ``data`` (its first check, and the OpenAPI schema), then :func:`decode_body` decodes the
-raw bytes strictly, so ``"5"`` for an int is a 400 rather than silently coerced.
+Handlers are synchronous (the store is) and run in a thread. A body is taken raw and decoded
+once, strictly, into its struct (:func:`decode`), so ``"5"`` for an int is a 400 rather than
+silently coerced; ``opt=answers(...)`` states what each operation answers, for the OpenAPI
+document.
 """
 
 import uuid
 from typing import Annotated
 
 from litestar import Controller, Response, get, post, put
-from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter, RawBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter, RawBody
 
 from app import clock
 from app.api.auth import authenticate
-from app.api.deps import AGENT_DEPENDENCIES, CallerDep, KeysDep, RedisDep, StoreDep
+from app.api.deps import AGENT_DEPENDENCIES, ApiDep
+from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import (
     RunOut,
     RunPage,
     SnoozeRequest,
-    TaskCreate,
+    TaskChanges,
     TaskOut,
     TaskPage,
-    TaskUpdate,
-    decode_body,
-    fields_of,
+    decode,
     run_out,
     task_out,
 )
 from app.core.errors import Conflict, Forbidden
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
-from app.core.taskspec import changed_fields, new_task
+from app.core.taskspec import TaskSpec, changed_fields, new_task, spec_fields
 from app.store import history, stats
 from app.store.enqueue import dequeue_runs, enqueue_runs
 
@@ -38,6 +38,8 @@ DEFAULT_LIMIT = 50
 #: a page further than this is refused (400) rather than passed to Redis as a huge index
 MAX_OFFSET = 1_000_000_000
 IDEMPOTENCY_KEY_MAX = 200
+#: visible ASCII, inner spaces allowed: what survives an HTTP header unchanged
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"page size, 1..{MAX_LIMIT}")]
 Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="items to skip, >= 0")]
@@ -47,7 +49,9 @@ IdempotencyKey = Annotated[
         name="Idempotency-Key",
         min_length=1,
         max_length=IDEMPOTENCY_KEY_MAX,
-        description="a repeat within 24 h by the same agent returns the first task (200)",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="a repeat within 24 h by the same agent returns the first task (200); "
+        "visible ASCII characters, spaces only inside",
     ),
 ]
 
@@ -61,32 +65,42 @@ class TaskController(Controller):
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 
-    @post("/", sync_to_thread=True, status_code=201)
+    @post(
+        "/",
+        sync_to_thread=True,
+        status_code=201,
+        opt=answers(
+            {201: TaskOut, 200: TaskOut},
+            body=TaskSpec,
+            errors=(*AUTHED, *WITH_BODY, 403),
+            headers={
+                201: {"Location": "/tasks/{id}"},
+                200: {"Location": "/tasks/{id} of the first task"},
+            },
+        ),
+    )
     def create_task(
         self,
-        data: Annotated[TaskCreate, Body()],
         body: RawBody,
-        caller: CallerDep,
-        store: StoreDep,
+        api: ApiDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskOut]:
         """Create a task: 201; 200 with the first task when the Idempotency-Key was seen."""
-        fields = fields_of(decode_body(body, TaskCreate))
-        if not caller.is_admin and fields["created_by"] != caller.agent_id:
+        spec = decode(body, TaskSpec)
+        if not api.caller.is_admin and str(spec.created_by) != api.caller.agent_id:
             raise Forbidden("created_by must be your own agent id")
-        task = new_task(fields, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
-        stored, created = store.create(task, idempotency_key)
+        task = new_task(spec, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
+        stored, created = api.store.create(task, idempotency_key)
         return Response(
             task_out(stored),
             status_code=201 if created else 200,
             headers={"Location": f"/tasks/{stored.id}"},
         )
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, opt=answers({200: TaskPage}, errors=(*AUTHED, 400)))
     def list_tasks(
         self,
-        caller: CallerDep,
-        store: StoreDep,
+        api: ApiDep,
         status: FromQuery[TaskStatus | None] = None,
         created_by: FromQuery[uuid.UUID | None] = None,
         schedule_kind: FromQuery[ScheduleKind | None] = None,
@@ -94,12 +108,12 @@ class TaskController(Controller):
         offset: Offset = 0,
     ) -> TaskPage:
         """A page of tasks, newest first; an agent only ever sees its own."""
-        agent = caller.agent_id
+        agent = api.caller.agent_id
         if created_by is not None:
             if agent is not None and str(created_by) != agent:
                 return TaskPage(items=[], total=0, limit=limit, offset=offset)
             agent = str(created_by)
-        tasks, total = store.list(
+        tasks, total = api.store.list(
             agent=agent,
             status=status.value if status else None,
             kind=schedule_kind.value if schedule_kind else None,
@@ -108,94 +122,116 @@ class TaskController(Controller):
         )
         return TaskPage(items=[task_out(t) for t in tasks], total=total, limit=limit, offset=offset)
 
-    @get("/{task_id:str}", sync_to_thread=True)
-    def get_task(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
-        return task_out(store.get(task_id, caller.agent_id))
+    @get("/{task_id:str}", sync_to_thread=True, opt=answers({200: TaskOut}, errors=(*AUTHED, 404)))
+    def get_task(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
+        return task_out(api.store.get(task_id, api.caller.agent_id))
 
-    @put("/{task_id:str}", sync_to_thread=True)
+    @put(
+        "/{task_id:str}",
+        sync_to_thread=True,
+        opt=answers({200: TaskOut}, body=TaskChanges, errors=(*AUTHED, *WITH_BODY, 404, 409)),
+    )
     def update_task(
         self,
         task_id: FromPath[str],
-        data: Annotated[TaskUpdate, Body()],
         body: RawBody,
-        caller: CallerDep,
-        store: StoreDep,
+        api: ApiDep,
     ) -> TaskOut:
         """Change the given fields, validated as on create against the resulting task."""
-        given = fields_of(decode_body(body, TaskUpdate))
-        task = store.get(task_id, caller.agent_id)
+        given = spec_fields(decode(body, TaskChanges))
+        task = api.store.get(task_id, api.caller.agent_id)
         if task.status == TaskStatus.CANCELED:
             raise Conflict("update", task.status)
         changes = changed_fields(task, given)
-        return task_out(store.update(task_id, changes, caller.agent_id))
+        return task_out(api.store.update(task_id, changes, api.caller.agent_id))
 
-    @post("/{task_id:str}/run_now", sync_to_thread=True, status_code=202)
+    @post(
+        "/{task_id:str}/run_now",
+        sync_to_thread=True,
+        status_code=202,
+        opt=answers({202: RunOut}, errors=(*AUTHED, 404, 409)),
+    )
     def run_now(
         self,
         task_id: FromPath[str],
-        caller: CallerDep,
-        store: StoreDep,
-        client: RedisDep,
-        rq: RedisDep,
-        keys: KeysDep,
+        api: ApiDep,
     ) -> RunOut:
         """One run now, outside the schedule (queued, or deduped by the dedupe window); counted
         in the stats as the scheduler counts scheduled runs."""
-        run = store.run_now(task_id, caller.agent_id)
-        pipe = client.pipeline(transaction=False)
-        stats.count_run(pipe, keys, run.status, Trigger.RUN_NOW)
+        run = api.store.run_now(task_id, api.caller.agent_id)
+        pipe = api.client.pipeline(transaction=False)
+        stats.count_run(pipe, api.keys, run.status, Trigger.RUN_NOW)
         if run.status == RunStatus.DEDUPED:
-            stats.incr(pipe, keys, stats.DEDUPE_SUPPRESSED)
+            stats.incr(pipe, api.keys, stats.DEDUPE_SUPPRESSED)
         pipe.execute()
         if run.status == RunStatus.QUEUED:
-            enqueue_runs(rq, keys, [(run.id, run.priority)])
+            enqueue_runs(api.rq, api.keys, [(run.id, run.priority)])
         return run_out(run)
 
-    @post("/{task_id:str}/snooze", sync_to_thread=True, status_code=200)
+    @post(
+        "/{task_id:str}/snooze",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers({200: TaskOut}, body=SnoozeRequest, errors=(*AUTHED, *WITH_BODY, 404, 409)),
+    )
     def snooze(
         self,
         task_id: FromPath[str],
-        data: Annotated[SnoozeRequest, Body()],
         body: RawBody,
-        caller: CallerDep,
-        store: StoreDep,
+        api: ApiDep,
     ) -> TaskOut:
         """Move the next occurrence by ``delay_seconds``; occurrences before it are skipped."""
-        req = decode_body(body, SnoozeRequest)
-        return task_out(store.snooze(task_id, req.delay_seconds, req.reason, caller.agent_id))
+        req = decode(body, SnoozeRequest)
+        return task_out(
+            api.store.snooze(task_id, req.delay_seconds, req.reason, api.caller.agent_id)
+        )
 
-    @post("/{task_id:str}/pause", sync_to_thread=True, status_code=200)
-    def pause(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
-        return task_out(store.pause(task_id, caller.agent_id))
+    @post(
+        "/{task_id:str}/pause",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
+    )
+    def pause(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
+        return task_out(api.store.pause(task_id, api.caller.agent_id))
 
-    @post("/{task_id:str}/resume", sync_to_thread=True, status_code=200)
-    def resume(self, task_id: FromPath[str], caller: CallerDep, store: StoreDep) -> TaskOut:
-        return task_out(store.resume(task_id, caller.agent_id))
+    @post(
+        "/{task_id:str}/resume",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
+    )
+    def resume(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
+        return task_out(api.store.resume(task_id, api.caller.agent_id))
 
-    @post("/{task_id:str}/cancel", sync_to_thread=True, status_code=200)
-    def cancel(
-        self, task_id: FromPath[str], caller: CallerDep, store: StoreDep, rq: RedisDep
-    ) -> TaskOut:
+    @post(
+        "/{task_id:str}/cancel",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
+    )
+    def cancel(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
         """Cancel for good; runs that had not started end ``canceled`` and leave RQ."""
-        task, queued = store.cancel(task_id, caller.agent_id)
-        dequeue_runs(rq, queued)
+        task, queued = api.store.cancel(task_id, api.caller.agent_id)
+        dequeue_runs(api.rq, queued)
         return task_out(task)
 
-    @get("/{task_id:str}/runs", sync_to_thread=True)
+    @get(
+        "/{task_id:str}/runs",
+        sync_to_thread=True,
+        opt=answers({200: RunPage}, errors=(*AUTHED, 400, 404)),
+    )
     def list_runs(
         self,
         task_id: FromPath[str],
-        caller: CallerDep,
-        store: StoreDep,
-        client: RedisDep,
-        keys: KeysDep,
+        api: ApiDep,
         status: FromQuery[RunStatus | None] = None,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> RunPage:
         """The task's recent runs, newest first (the last ``CHIME_RUN_HISTORY`` are kept)."""
-        store.get(task_id, caller.agent_id)
+        api.store.get(task_id, api.caller.agent_id)
         runs, total = history.list_runs(
-            client, keys, task_id, status.value if status else None, limit, offset
+            api.client, api.keys, task_id, status.value if status else None, limit, offset
         )
         return RunPage(items=[run_out(r) for r in runs], total=total, limit=limit, offset=offset)

@@ -4,12 +4,16 @@
 registers one function per name here (a test checks the two sets are equal). Adding an action is
 one struct below plus one function there.
 
+Each struct also carries an ``example`` of its params and, in ``schema_extra``, what its JSON
+Schema should add that its fields alone cannot say; both only document (the API's OpenAPI
+schema), they validate nothing.
+
 Strings in params may hold ``{{ ... }}`` templates (``app/core/templating.py``): a check that
 only makes sense on a final value (a URL's scheme) is skipped while the string holds a template,
 and the worker validates again after rendering.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -18,23 +22,64 @@ from app.core.errors import PipelineError
 from app.core.templating import TEMPLATE
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: the methods, any case (``post`` is POST), as a JSON Schema pattern
+_METHOD_PATTERN = (
+    "^("
+    + "|".join("".join(f"[{c}{c.lower()}]" for c in method) for method in sorted(HTTP_METHODS))
+    + ")$"
+)
+_HTTP_STATUS = {"minimum": 100, "maximum": 599}
 
 
 class ActionParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base of every params struct: unknown params are an error (a typo must not pass)."""
+
+    example: ClassVar[dict[str, Any]] = {}
+    schema_extra: ClassVar[dict[str, Any]] = {}
 
     def check_timeout(self, timeout_seconds: float) -> None:
         """Refuse params that cannot finish within the step's timeout (override if it matters)."""
 
 
 class HttpRequestParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
-    method: str = "GET"
-    url: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+    """An HTTP call; its output is status, headers and body (JSON when it parses)."""
+
+    example: ClassVar[dict[str, Any]] = {
+        "method": "POST",
+        "url": "https://hooks.example.com/report",
+        "headers": {"X-Report": "nightly"},
+        "json": {"run": "{{ run.id }}"},
+        "expect_status": [200, 201],
+    }
+    schema_extra: ClassVar[dict[str, Any]] = {
+        "not": {"required": ["json", "body"], "properties": {"body": {"type": "string"}}},
+    }
+
+    method: Annotated[
+        str,
+        msgspec.Meta(description="any case", extra_json_schema={"pattern": _METHOD_PATTERN}),
+    ] = "GET"
+    url: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=8192,
+            description="an absolute http:// or https:// URL (checked after rendering when "
+            "it holds a template)",
+            extra_json_schema={"format": "http-url"},
+        ),
+    ]
     headers: dict[str, str] = {}
-    json: Any | msgspec.UnsetType = msgspec.UNSET
-    body: str | None = None
+    json: (
+        Annotated[Any, msgspec.Meta(description="a JSON body; not with body")] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    body: Annotated[str, msgspec.Meta(description="a text body; not with json")] | None = None
     #: accepted status codes; None: any 2xx
-    expect_status: int | list[int] | None = None
+    expect_status: (
+        Annotated[int, msgspec.Meta(extra_json_schema=_HTTP_STATUS)]
+        | list[Annotated[int, msgspec.Meta(extra_json_schema=_HTTP_STATUS)]]
+        | None
+    ) = None
 
     def __post_init__(self) -> None:
         self.method = self.method.upper()
@@ -68,11 +113,19 @@ def check_url(url: str) -> None:
 
 
 class LogParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
+    """Write a message to the run's step output."""
+
+    example: ClassVar[dict[str, Any]] = {"message": "run {{ run.id }}, attempt {{ run.attempt }}"}
+
     message: Annotated[str, msgspec.Meta(max_length=65536)]
 
 
 class SleepParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
-    seconds: Annotated[float, msgspec.Meta(ge=0)]
+    """Wait; seconds must not exceed the step's timeout_seconds (default 30)."""
+
+    example: ClassVar[dict[str, Any]] = {"seconds": 5}
+
+    seconds: Annotated[float, msgspec.Meta(ge=0, extra_json_schema={"maximum": 3600})]
 
     def check_timeout(self, timeout_seconds: float) -> None:
         if self.seconds > timeout_seconds:
@@ -82,11 +135,22 @@ class SleepParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
 
 
 class EventEmitParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
+    """Emit an event of the task's agent, as POST /events does."""
+
+    example: ClassVar[dict[str, Any]] = {
+        "name": "report.sent",
+        "data": {"task": "{{ task.id }}"},
+    }
+
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     data: dict[str, Any] = {}
 
 
 class FailParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
+    """Always fail (to test retries and alerts)."""
+
+    example: ClassVar[dict[str, Any]] = {"message": "failed on purpose"}
+
     message: Annotated[str, msgspec.Meta(max_length=65536)] = "failed on purpose"
 
 

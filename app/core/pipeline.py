@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from app.core import wholenumbers
 from app.core.actions import ACTION_PARAMS, ActionParams
 from app.core.errors import PipelineError
 from app.core.templating import check_value
@@ -81,7 +82,7 @@ def parse_params(action: str, params: dict[str, Any], path: str) -> ActionParams
     """``params`` as the action's struct; errors name ``path.FIELD``."""
     cls = ACTION_PARAMS[action]
     try:
-        return msgspec.convert(params, cls, strict=True)
+        return wholenumbers.convert(params, cls)
     except PipelineError as exc:
         raise PipelineError(f"{path}.{exc.field}", exc.reason) from None
     except msgspec.ValidationError as exc:

@@ -13,6 +13,9 @@ from app.core.status import (
 
 
 class Task(msgspec.Struct, kw_only=True):
+    """A stored task: the fields of ``app.core.taskspec.TaskSpec`` (same names and defaults,
+    kept in step by a test) plus what the server maintains."""
+
     id: str
     title: str
     description: str
@@ -43,27 +46,6 @@ class Task(msgspec.Struct, kw_only=True):
     #: pause, resume, cancel); a scheduler commit made against an older version is dropped
     sched_version: int = 0
 
-
-#: Task fields an agent may set (POST) or change (PUT).
-TASK_INPUT_FIELDS = (
-    "title",
-    "description",
-    "schedule_kind",
-    "schedule_expr",
-    "timezone",
-    "payload",
-    "created_by",
-    "priority",
-    "max_retries",
-    "backoff_strategy",
-    "dedupe_key",
-    "dedupe_window_seconds",
-    "concurrency_key",
-    "concurrency_limit",
-    "retry_delay_seconds",
-    "retry_max_delay_seconds",
-    "misfire_policy",
-)
 
 #: Changing any of these recomputes ``next_run_at``.
 SCHEDULE_FIELDS = frozenset({"schedule_kind", "schedule_expr", "timezone"})

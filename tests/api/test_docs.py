@@ -1,24 +1,37 @@
-"""docs/api.md covers every route the app serves, each with a curl example."""
+"""docs/api.md covers every route the app serves, each with a curl example and the statuses the
+OpenAPI document says it answers."""
 
 import re
 from pathlib import Path
 
+from litestar.testing import TestClient
+
 from app.api.app import create_app
+from app.api.openapi import answers_of
 from app.settings import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
-def test_every_route_has_a_section_with_a_curl_example() -> None:
-    text = DOC.read_text()
-    sections = re.split(r"^### ", text, flags=re.MULTILINE)[1:]
+def _shape(path: str) -> str:
+    """A path with its parameters unnamed: the doc names them as its examples do."""
+    return re.sub(r"\{\w+\}", "{}", path)
+
+
+def _sections() -> dict[tuple[str, str], str]:
     documented = {}
-    for section in sections:
+    for section in re.split(r"^### ", DOC.read_text(), flags=re.MULTILINE)[1:]:
         heading = section.splitlines()[0]
         m = re.match(r"`(GET|POST|PUT|DELETE) ([^`?]+)`", heading)
         assert m, heading
+        documented[(m.group(1), _shape(m.group(2)))] = section
+    return documented
+
+
+def test_every_route_has_a_section_with_a_curl_example() -> None:
+    documented = _sections()
+    for heading, section in documented.items():
         assert "curl " in section, heading
-        documented[(m.group(1), m.group(2))] = section
     app = create_app(Settings())
     served = set()
     for route in app.routes:
@@ -27,7 +40,19 @@ def test_every_route_has_a_section_with_a_curl_example() -> None:
         for method in getattr(route, "methods", ()):
             if method in ("HEAD", "OPTIONS"):
                 continue
-            served.add((method, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)))
-    # the doc names path parameters as the examples do; compare on the shape
-    shape = lambda path: re.sub(r"\{\w+\}", "{}", path)  # noqa: E731
-    assert {(m, shape(p)) for m, p in served} == {(m, shape(p)) for m, p in documented}
+            served.add((method, _shape(re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))))
+    assert served == set(documented)
+
+
+def test_every_section_lists_the_statuses_its_operation_answers() -> None:
+    documented = _sections()
+    app = create_app(Settings())
+    with TestClient(app) as client:
+        doc = client.get("/schema/openapi.json").json()
+    for (method, path), ans in answers_of(app).items():
+        section = documented[(method, _shape(path))]
+        line = re.search(r"^Answers: (.*)$", section, flags=re.MULTILINE)
+        assert line, f"{method} {path}: no Answers: line"
+        listed = {int(code) for code in re.findall(r"\b[1-5]\d\d\b", line.group(1))}
+        in_schema = {int(code) for code in doc["paths"][path][method.lower()]["responses"]}
+        assert listed == in_schema == {*ans.ok, *ans.errors}, (method, path)
