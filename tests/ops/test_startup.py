@@ -27,7 +27,11 @@ def _one_line(stderr: str) -> str:
 @pytest.mark.parametrize("process", PROCESSES)
 def test_unreachable_redis_stops_every_process_with_one_line(process: str) -> None:
     port = free_ports()
-    result = run_chime(process, REDIS_URL=f"redis://:hunter2@127.0.0.1:{port}/0")
+    result = run_chime(
+        process,
+        REDIS_URL=f"redis://:hunter2@127.0.0.1:{port}/0",
+        CHIME_ADMIN_TOKEN="an-admin-token-for-the-dashboard",
+    )
 
     assert result.returncode == 1
     line = _one_line(result.stderr)
