@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.workers.sink import AsyncSink
+
 
 @dataclass
 class Recorder:
@@ -151,6 +153,17 @@ def _make_handler(rec: Recorder) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def http_server() -> Iterator[LocalServer]:
     server = LocalServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[AsyncSink]:
+    """The asyncio sink (``tests/workers/sink.py``), for hundreds of requests at once."""
+    server = AsyncSink()
     server.start()
     try:
         yield server

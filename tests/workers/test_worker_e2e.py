@@ -215,7 +215,7 @@ def test_a_killed_worker_s_run_is_retried_and_its_slot_freed_after_the_lease(
             backoff_strategy="fixed",
         )
     )
-    first = workers.start(**env)
+    first = workers.start("--concurrency", "1", **env)
     stuck = queue(store, rq_client, keys, task)
     wait_until(lambda: http_server.recorder.requests, what="the first attempt's request")
     assert status_of(r, keys, stuck.id) == "running"
