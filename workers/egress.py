@@ -13,6 +13,7 @@ policy has its own client.
 """
 
 import asyncio
+import http.cookiejar
 import ipaddress
 import socket
 import ssl
@@ -183,8 +184,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)
-        pool = self._pools[self._next]
-        self._next = (self._next + 1) % len(self._pools)
+        pool = self._pick()
         req = httpcore.Request(
             method=request.method,
             url=httpcore.URL(
@@ -206,6 +206,16 @@ class PinnedTransport(httpx.AsyncBaseTransport):
             stream=AsyncResponseStream(resp.stream),
             extensions=resp.extensions,
         )
+
+    def _pick(self) -> httpcore.AsyncConnectionPool:
+        """The next pool round robin, or after it the first with a free connection."""
+        pools, start = self._pools, self._next
+        self._next = (start + 1) % len(pools)
+        for i in range(len(pools)):
+            pool = pools[(start + i) % len(pools)]
+            if len(pool._requests) < pool._max_connections:
+                return pool
+        return pools[start]
 
     async def aclose(self) -> None:
         for pool in self._pools:
@@ -236,4 +246,18 @@ def make_client(
         keepalive_expiry=5.0,
     )
     transport = PinnedTransport(policy, limits, resolve, verify)
-    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+    client = httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+    # runs of every agent share this client: a cookie one response sets must never ride along
+    # on another run's request
+    client.cookies = _NoCookies()
+    return client
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing and sends nothing."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return
+
+    def add_cookie_header(self, request: Any) -> None:
+        return

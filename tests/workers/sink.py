@@ -61,17 +61,24 @@ class AsyncSink:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
+        self._clients: set[asyncio.Task[Any]] = set()
         server = await asyncio.start_server(self._client, "127.0.0.1", 0, backlog=2048)
         self.port = int(server.sockets[0].getsockname()[1])
         self.ready.set()
         async with server:
             await self._stop.wait()
             server.close()
+            for task in list(self._clients):
+                task.cancel()
+            await asyncio.gather(*self._clients, return_exceptions=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         rec = self.record
         with rec.lock:
             rec.opened += 1
+        me = asyncio.current_task()
+        if me is not None:
+            self._clients.add(me)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -87,10 +94,12 @@ class AsyncSink:
                     await reader.readexactly(length)
                 if not await self._answer(target, headers, reader, writer):
                     return
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             return
         finally:
             writer.close()
+            if me is not None:
+                self._clients.discard(me)
 
     async def _answer(
         self,
@@ -116,14 +125,14 @@ class AsyncSink:
         if parts.path.startswith("/hold/"):
             group = query.get("group", "")
             with rec.lock:
-                for key in ("", group):
+                for key in {"", group}:
                     rec.in_flight[key] += 1
                     rec.peak[key] = max(rec.peak[key], rec.in_flight[key])
             try:
                 await asyncio.sleep(int(query.get("ms", "100")) / 1000)
             finally:
                 with rec.lock:
-                    for key in ("", group):
+                    for key in {"", group}:
                         rec.in_flight[key] -= 1
         elif parts.path.startswith("/stall/") and calls == 1:
             await asyncio.sleep(float(query.get("s", "30")))

@@ -205,11 +205,20 @@ def test_the_heartbeat_keeps_a_long_attempt_alive_past_its_lease(
     )
     run = store.run_now(task.id, AGENT)
     sweeper = Sweeper(settings, interval=0.05)
-    sweeper.start()
+    stop = threading.Event()
+
+    def sweep() -> None:
+        while not stop.wait(sweeper.interval):
+            sweeper.sweep()
+
+    sweeping = threading.Thread(target=sweep)
+    sweeping.start()
     try:
         assert run_job(run.id, deps) == "succeeded"
     finally:
-        sweeper.stop()
+        stop.set()
+        sweeping.join()
+        sweeper.close()
     done = load_run(r, keys, run.id)
     assert done is not None and done.attempt == 1
 
@@ -245,8 +254,12 @@ def test_an_attempt_that_loses_its_lease_stops_and_is_retried(
 def test_event_emit_reaches_the_injected_emitter(store: TaskStore, deps: JobDeps) -> None:
     seen: list[tuple[str, str, dict[str, Any]]] = []
 
-    def emitter(d: JobDeps, run: Any) -> Any:
-        return lambda name, data: seen.append((run.agent_id, name, data)) or {"event_id": "e"}
+    def emitter(rt: Any, run: Any) -> Any:
+        async def emit(name: str, data: dict[str, Any]) -> Any:
+            seen.append((run.agent_id, name, data))
+            return {"event_id": "e"}
+
+        return emit
 
     deps.emitter = emitter
     task, _ = store.create(
