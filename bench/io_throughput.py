@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -296,7 +295,8 @@ ARQ_RESULTS = textwrap.dedent(
         for i in range(n):
             info = await Job(f"j{i}", pool).result_info()
             if info is not None:
-                out.append([info.success, info.start_time.timestamp(), info.finish_time.timestamp()])
+                start, end = info.start_time.timestamp(), info.finish_time.timestamp()
+                out.append([info.success, start, end])
         await pool.aclose()
         print(json.dumps(out))
 
@@ -396,7 +396,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for w in args.workers:
                 chime = bench_chime(server.url, sink, args.runs, w, args.concurrency)
-                arq = None if args.skip_arq else bench_arq(server.url, sink, args.runs, w, Path(tmp))
+                arq = (
+                    None if args.skip_arq else bench_arq(server.url, sink, args.runs, w, Path(tmp))
+                )
                 rows.append((w, chime, arq))
                 line = (
                     f"workers={w}  chime {chime.rate:7.1f} runs/s p50 {chime.p50_ms:6.0f} ms "
@@ -405,7 +407,8 @@ def main() -> None:
                 if arq is not None:
                     line += (
                         f" | arq {arq.rate:7.1f} jobs/s p50 {arq.p50_ms:6.0f} ms p99 "
-                        f"{arq.p99_ms:6.0f} ms rss {arq.rss_mb:5.0f} MB | {chime.rate / arq.rate:.2f}x"
+                        f"{arq.p99_ms:6.0f} ms rss {arq.rss_mb:5.0f} MB"
+                        f" | {chime.rate / arq.rate:.2f}x"
                     )
                 print(line, flush=True)
     finally:

@@ -14,6 +14,9 @@
 -- ARGV[4]        the worker's name
 -- ARGV[2i+3]     job i's id
 -- ARGV[2i+4]     its execution id
+-- An execution an earlier worker left for a job (it died while running the job, whose run now
+-- starts again) leaves the started registry and the job's execution registry here; its hash
+-- expires by its own TTL.
 -- Returns the number of jobs recorded as started; a job whose hash is gone (deleted by a
 -- cancel) is left alone, so no job hash is recreated without a TTL.
 
@@ -28,6 +31,10 @@ for i = 1, (#KEYS - 2) / 4 do
   local job_id, exec_id = ARGV[2 * i + 3], ARGV[2 * i + 4]
   if redis.call('EXISTS', job_key) == 1 then
     local composite = job_id .. ':' .. exec_id
+    for _, old in ipairs(redis.call('ZRANGE', registry_key, 0, -1)) do
+      redis.call('ZREM', wip_key, job_id .. ':' .. old)
+      redis.call('ZREM', registry_key, old)
+    end
     redis.call('HSET', exec_key, 'id', exec_id, 'job_id', job_id, 'created_at', now,
       'last_heartbeat', now, 'worker_name', worker)
     redis.call('EXPIRE', exec_key, ttl)

@@ -148,7 +148,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 
 #: connections per httpcore pool: its bookkeeping walks every connection for every request
 #: (quadratic in the pool's size), so the transport spreads requests over pools this small
-POOL_SIZE = 8
+POOL_SIZE = 4
 
 
 class PinnedTransport(httpx.AsyncBaseTransport):

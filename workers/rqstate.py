@@ -55,8 +55,6 @@ class RqJob:
     run_id: str | None
     result_ttl: int
     failure_ttl: int
-    #: execution ids an earlier worker left in the job's execution registry
-    stale: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -93,14 +91,13 @@ def _worker_executions_key(worker: str) -> str:
 
 
 def read(pipe: Pipeline, job_id: str) -> None:
-    """Queue the reads :func:`parse` needs for one job (two replies)."""
+    """Queue the read :func:`parse` needs for one job."""
     pipe.hmget(job_key(job_id), "data", "origin", "result_ttl", "failure_ttl")
-    pipe.zrange(_executions_key(job_id), 0, -1)
 
 
-def parse(job_id: str, queue: str, replies: Sequence[Any]) -> RqJob | None:
-    """The job from the two replies of :func:`read`; None when the job hash is gone."""
-    (data, origin, result_ttl, failure_ttl), stale = replies
+def parse(job_id: str, queue: str, reply: Sequence[Any]) -> RqJob | None:
+    """The job from the reply of :func:`read`; None when the job hash is gone."""
+    data, origin, result_ttl, failure_ttl = reply
     if data is None:
         return None
     run_id: str | None = None
@@ -116,7 +113,6 @@ def parse(job_id: str, queue: str, replies: Sequence[Any]) -> RqJob | None:
         run_id=run_id,
         result_ttl=int(result_ttl) if result_ttl else DEFAULT_RESULT_TTL,
         failure_ttl=int(failure_ttl) if failure_ttl else DEFAULT_FAILURE_TTL,
-        stale=[s.decode() for s in stale],
     )
 
 
@@ -133,15 +129,6 @@ def _ts(dt: datetime) -> float:
 
 def worker_key(worker: str) -> str:
     return f"{rq.defaults.RQ_KEY_PREFIX}:worker:{worker}"
-
-
-def drop_stale(pipe: Pipeline, job: RqJob) -> None:
-    """Drop the executions an earlier worker left for this job (it died while running it):
-    the run's new attempt starts, so none of them is live."""
-    for old in job.stale:
-        pipe.delete(f"{rq.defaults.RQ_KEY_PREFIX}:execution:{job.id}:{old}")
-        pipe.zrem(started_key(job.queue), f"{job.id}:{old}")
-        pipe.zrem(_executions_key(job.id), old)
 
 
 def start_call(worker: str, executions: Sequence[Execution], ttl: int) -> ScriptCall:
@@ -199,9 +186,9 @@ def heartbeat(
     """RQ's worker, execution and started-registry heartbeats (RQ's maintain_heartbeats)."""
     now = clock.now()
     stamp = int(_ts(now))
-    worker_key = f"{rq.defaults.RQ_KEY_PREFIX}:worker:{worker}"
-    pipe.hset(worker_key, mapping={"last_heartbeat": utcformat(now), "state": state})
-    pipe.expire(worker_key, WORKER_TTL)
+    key = worker_key(worker)
+    pipe.hset(key, mapping={"last_heartbeat": utcformat(now), "state": state})
+    pipe.expire(key, WORKER_TTL)
     pipe.expire(_worker_executions_key(worker), WORKER_TTL)
     for execution in executions:
         job = execution.job

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio
 from redis.exceptions import NoScriptError
-from rq import Queue
+from rq import Queue, worker_registration
 from rq.job import Job
 from rq.worker import BaseWorker
 
@@ -381,8 +381,8 @@ class Worker:
             rqstate.read(pipe, job_id)
         replies = await pipe.execute()
         jobs = [
-            rqstate.parse(job_id, name, replies[2 * i : 2 * i + 2])
-            for i, (name, job_id) in enumerate(popped)
+            rqstate.parse(job_id, name, reply)
+            for (name, job_id), reply in zip(popped, replies, strict=True)
         ]
         chime = [j for j in jobs if j is not None and j.run_id is not None]
         starts = await start_attempts(self.rt, [j.run_id or "" for j in chime])
@@ -415,12 +415,6 @@ class Worker:
     ) -> None:
         """RQ's records of a started batch, in one round trip: the jobs that run are
         ``started``; those that ended at once are started and finished (or failed)."""
-        stale = [f.execution.job for f in flights if f.execution.job.stale]
-        if stale:
-            pipe = self.rq.pipeline(transaction=False)
-            for job in stale:
-                rqstate.drop_stale(pipe, job)
-            await pipe.execute()
         executions = [f.execution for f in flights] + [e for e, _ in ended]
         calls = [rqstate.start_call(self.name, executions, self.rq_ttl)]
         if ended:
@@ -519,14 +513,27 @@ class Worker:
                 raise reply
         renewed = [int(x) for reply in replies[:chunks] for x in reply]
         for flight, alive in zip(flights, renewed, strict=False):
-            if not alive and not flight.attempt.lost.is_set():
+            recorded = self.flights.get(flight.execution.job.id) is not flight
+            if not alive and not recorded and not flight.attempt.lost.is_set():
                 flight.attempt.lost.set()
                 logger.warning("run.lease_lost", extra={"run_id": flight.attempt.run.id})
+        if replies[chunks] == 2:
+            # the worker's hash was gone (Redis lost its data): register again
+            await asyncio.to_thread(self._register_again)
         suspended = bool(replies[-1])
         if suspended != self.suspended:
             self.suspended = suspended
             logger.info("worker.suspended" if suspended else "worker.resumed")
             self._wake.set()
+
+    def _register_again(self) -> None:
+        worker = self.rq_worker
+        with worker.connection.pipeline() as pipe:
+            pipe.hset(worker.key, mapping=worker.serialize())
+            worker_registration.register(worker, pipe)
+            pipe.expire(worker.key, rqstate.WORKER_TTL)
+            pipe.execute()
+        logger.warning("worker.registered_again", extra={"worker": self.name})
 
     async def _sweeps(self) -> None:
         while True:

@@ -264,3 +264,26 @@ def test_concurrency_one_still_works(
     assert proc.wait(60) == 0
     assert all_status(r, keys, runs, "succeeded")
     assert sink.record.peak["one"] == 1
+
+
+def test_a_redis_outage_does_not_end_the_worker(
+    redis_server: Any,
+    store: TaskStore,
+    r: redis.Redis,
+    rq_client: redis.Redis,
+    keys: Keys,
+    workers: Workers,
+    sink: AsyncSink,
+) -> None:
+    proc = workers.start(CHIME_SEMAPHORE_LEASE_SECONDS="1.5")
+    wait_until(lambda: Worker.all(connection=rq_client), what="the worker's birth")
+    redis_server.stop()
+    time.sleep(3)
+    redis_server.start()  # an empty Redis: the worker registers again and loads its scripts
+    assert proc.poll() is None
+    task, _ = store.create(make_task(hold(sink, 10)))
+    (run,) = queue_many(store, rq_client, keys, task, 1)
+    wait_until(lambda: status_of(r, keys, run.id) == "succeeded", timeout=60, what="the run")
+    wait_until(lambda: Worker.all(connection=rq_client), timeout=20, what="registered again")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
