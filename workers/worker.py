@@ -53,14 +53,25 @@ import redis
 import redis.asyncio
 from redis.exceptions import NoScriptError
 from rq import Queue, worker_registration
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.job_lifecycle import record_job_failure
 from rq.worker import BaseWorker
 
+from app.core.status import RUN_TERMINAL
 from app.settings import Settings
 from app.store import connection
 from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys
-from app.store.runs import eval_many, load_scripts, recover_lapsed_runs, renew_call, script_sha
+from app.store.runs import (
+    LOST_WORKER_ERROR,
+    eval_many,
+    load_scripts,
+    recover_lapsed_runs,
+    renew_call,
+    script_sha,
+)
 from workers import job as job_module
 from workers import rqstate
 from workers.attempts import (
@@ -119,7 +130,28 @@ class Sweeper:
             log_transition(
                 str(task_id), r.run_id, r.attempt, r.finished.status, reason="worker lost"
             )
+            if r.finished.status in RUN_TERMINAL:
+                self._fail_job(r.run_id)
         return len(recovered)
+
+    def _fail_job(self, run_id: str) -> None:
+        """The RQ job of a run that ended with its worker lost (no attempt follows): failed in
+        RQ as well, with RQ's own failure record, so it leaves the started registry and gets
+        RQ's failure TTL now rather than at RQ's next maintenance."""
+        try:
+            job = Job.fetch(run_id, connection=self.rq)
+        except NoSuchJobError:
+            return
+        if job.get_status() != JobStatus.STARTED:
+            return
+        with self.rq.pipeline() as pipe:
+            for execution_id in job.execution_registry.get_execution_ids():
+                execution = Execution(execution_id, job.id, connection=self.rq)
+                pipe.delete(execution.key)
+                pipe.zrem(job.started_job_registry.key, execution.composite_key)
+                pipe.zrem(job.execution_registry.key, execution.id)
+            record_job_failure(job, LOST_WORKER_ERROR, pipe)
+            pipe.execute()
 
     def close(self) -> None:
         self.client.close()

@@ -287,3 +287,33 @@ def test_a_redis_outage_does_not_end_the_worker(
     wait_until(lambda: Worker.all(connection=rq_client), timeout=20, what="registered again")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
+
+
+def test_a_run_whose_last_attempt_was_lost_fails_in_rq_too(
+    store: TaskStore,
+    r: redis.Redis,
+    rq_client: redis.Redis,
+    keys: Keys,
+    workers: Workers,
+    sink: AsyncSink,
+) -> None:
+    env = {"CHIME_SEMAPHORE_LEASE_SECONDS": "1"}
+    step = {
+        "name": "stall",
+        "action": "http.request",
+        "params": {"url": f"{sink.url}/stall/{{{{ run.id }}}}?s=120"},
+        "timeout_seconds": 300,
+    }
+    task, _ = store.create(make_task([step], max_retries=0))
+    (run,) = queue_many(store, rq_client, keys, task, 1)
+    doomed = workers.start(**env)
+    wait_until(lambda: sink.record.arrivals, timeout=60, what="the run in flight")
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+    workers.start(**env)
+    wait_until(lambda: status_of(r, keys, run.id) == "failed", timeout=60, what="the sweep")
+    job = Job.fetch(run.id, connection=rq_client)
+    wait_until(lambda: job.get_status() == JobStatus.FAILED, timeout=20, what="RQ's failure")
+    assert run.id in FailedJobRegistry(P5, connection=rq_client)
+    assert StartedJobRegistry(P5, connection=rq_client).get_job_ids(cleanup=False) == []
+    assert 0 < rq_client.ttl(job.key)
