@@ -227,6 +227,9 @@ class Worker:
         self.rq_worker = ChimeWorker(
             [Queue(q, connection=rq_sync) for q in QUEUE_NAMES], name=self.name, connection=rq_sync
         )
+        # RQ stretches its client's reply timeout for its own BLPOP, which this client never
+        # sends: keep Chime's bound, so a hung Redis cannot hold maintenance or the exit
+        rq_sync.connection_pool.connection_kwargs["socket_timeout"] = connection.SOCKET_TIMEOUT
         await asyncio.to_thread(self.rq_worker.register_birth)
         logger.info(
             "worker.started",
