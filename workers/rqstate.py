@@ -183,7 +183,9 @@ def finish_call(
 def heartbeat(
     pipe: Pipeline, worker: str, executions: Sequence[Execution], ttl: int, state: str
 ) -> None:
-    """RQ's worker, execution and started-registry heartbeats (RQ's maintain_heartbeats)."""
+    """RQ's worker, execution and started-registry heartbeats (RQ's maintain_heartbeats); the
+    last two replies say whether the worker's hash is whole and whether workers are suspended
+    (``rq suspend``)."""
     now = clock.now()
     stamp = int(_ts(now))
     key = worker_key(worker)
@@ -198,4 +200,5 @@ def heartbeat(
         pipe.zadd(_executions_key(job.id), {execution.id: stamp + ttl + 60}, xx=True)
         pipe.expire(_executions_key(job.id), ttl + 60)
         pipe.hset(job_key(job.id), "last_heartbeat", utcformat(now))
+    pipe.hexists(key, "birth")
     pipe.exists(SUSPENDED)

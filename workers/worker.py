@@ -53,22 +53,15 @@ import redis
 import redis.asyncio
 from redis.exceptions import NoScriptError
 from rq import Queue, worker_registration
-from rq.exceptions import NoSuchJobError
-from rq.executions import Execution
-from rq.job import Job, JobStatus
-from rq.job_lifecycle import record_job_failure
+from rq.job import Job
 from rq.worker import BaseWorker
 
-from app.core.status import RUN_TERMINAL
 from app.settings import Settings
 from app.store import connection
-from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys
 from app.store.runs import (
-    LOST_WORKER_ERROR,
     eval_many,
     load_scripts,
-    recover_lapsed_runs,
     renew_call,
     script_sha,
 )
@@ -84,19 +77,16 @@ from workers.attempts import (
     start_attempts,
 )
 from workers.pipeline import PipelineResult
-from workers.runlog import log_transition
+from workers.sweeper import Sweeper
 
 logger = logging.getLogger("chime.worker")
 
-#: the longest a lost attempt waits for a sweep beyond its lease
-MAX_SWEEP_SECONDS = 15.0
 #: how long an idle worker blocks on the queues before it looks up again (seconds)
 BLOCK_SECONDS = 1
 #: attempts renewed per script call (one pipeline holds as many calls as needed)
 RENEW_CHUNK = 500
 #: how often RQ's own registry maintenance runs (RQ's default)
 MAINTENANCE_SECONDS = 600.0
-_SCRIPTS = ("pop_jobs", "renew_runs", "start_run", "finish_run", "rq_start_jobs", "rq_finish_jobs")
 
 
 class ChimeWorker(BaseWorker):
@@ -105,57 +95,6 @@ class ChimeWorker(BaseWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:  # pragma: no cover - never called
         raise NotImplementedError("chime worker executes jobs itself")
-
-
-class Sweeper:
-    """Counts attempts whose heartbeat lapsed as failed (retry or final), for any worker."""
-
-    def __init__(self, settings: Settings, interval: float | None = None) -> None:
-        self.settings = settings
-        self.client = connection.client(settings.redis_url)
-        self.rq = connection.rq_client(settings.redis_url)
-        self.keys = Keys(settings.key_prefix)
-        self.interval = interval or min(
-            MAX_SWEEP_SECONDS, max(0.05, settings.semaphore_lease_seconds / 4)
-        )
-
-    def sweep(self) -> int:
-        """One pass; returns how many lost attempts it recorded."""
-        recovered = recover_lapsed_runs(self.client, self.keys, self.settings)
-        handed = [pair for r in recovered for pair in r.finished.handed]
-        if handed:
-            enqueue_runs(self.rq, self.keys, handed)
-        for r in recovered:
-            task_id = self.client.hget(self.keys.run(r.run_id), "task_id") or ""
-            log_transition(
-                str(task_id), r.run_id, r.attempt, r.finished.status, reason="worker lost"
-            )
-            if r.finished.status in RUN_TERMINAL:
-                self._fail_job(r.run_id)
-        return len(recovered)
-
-    def _fail_job(self, run_id: str) -> None:
-        """The RQ job of a run that ended with its worker lost (no attempt follows): failed in
-        RQ as well, with RQ's own failure record, so it leaves the started registry and gets
-        RQ's failure TTL now rather than at RQ's next maintenance."""
-        try:
-            job = Job.fetch(run_id, connection=self.rq)
-        except NoSuchJobError:
-            return
-        if job.get_status() != JobStatus.STARTED:
-            return
-        with self.rq.pipeline() as pipe:
-            for execution_id in job.execution_registry.get_execution_ids():
-                execution = Execution(execution_id, job.id, connection=self.rq)
-                pipe.delete(execution.key)
-                pipe.zrem(job.started_job_registry.key, execution.composite_key)
-                pipe.zrem(job.execution_registry.key, execution.id)
-            record_job_failure(job, LOST_WORKER_ERROR, pipe)
-            pipe.execute()
-
-    def close(self) -> None:
-        self.client.close()
-        self.rq.close()
 
 
 class Backoff:
@@ -244,7 +183,6 @@ class Worker:
         try:
             async with open_runtime(self.deps, self.concurrency + 10) as rt:
                 self.rt = rt
-                await load_scripts(self.rq, _SCRIPTS)
                 background = [
                     asyncio.create_task(self._heartbeats()),
                     asyncio.create_task(self._sweeps()),
@@ -552,7 +490,7 @@ class Worker:
             if not alive and not recorded and not flight.attempt.lost.is_set():
                 flight.attempt.lost.set()
                 logger.warning("run.lease_lost", extra={"run_id": flight.attempt.run.id})
-        if replies[chunks] == 2:
+        if not replies[-2]:
             # the worker's hash was gone (Redis lost its data): register again
             await asyncio.to_thread(self._register_again)
         suspended = bool(replies[-1])

@@ -193,7 +193,7 @@ def test_no_free_slot_parks_the_run_and_the_release_enqueues_it(
 def test_the_heartbeat_keeps_a_long_attempt_alive_past_its_lease(
     store: TaskStore, r: redis.Redis, rq_client: redis.Redis, keys: Keys, redis_url: str
 ) -> None:
-    from workers.worker import Sweeper
+    from workers.sweeper import Sweeper
 
     settings = Settings.from_env({"REDIS_URL": redis_url, "CHIME_SEMAPHORE_LEASE_SECONDS": "0.3"})
     deps = JobDeps(settings=settings, client=r, rq=rq_client, keys=keys)
