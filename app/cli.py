@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency",
         type=_positive,
         default=None,
-        help="runs executed at once (default: CHIME_WORKER_CONCURRENCY, 100)",
+        help="runs executed at once (default: CHIME_WORKER_CONCURRENCY, 200)",
     )
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("dashboard", help="rq-dashboard on $PORT (default 9181)")

@@ -41,7 +41,7 @@ class Settings:
     misfire_grace_seconds: float = 60.0
     log_level: str = "INFO"
     #: runs one ``chime worker`` process executes at once
-    worker_concurrency: int = 100
+    worker_concurrency: int = 200
     #: after SIGTERM, how long a worker lets its runs in flight finish before it exits
     worker_shutdown_grace_seconds: float = 25.0
 

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -60,6 +61,8 @@ class _Sink(asyncio.Protocol):
 
     hold = 0.2
     count = 0
+    in_flight = 0
+    peak = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
@@ -82,10 +85,13 @@ class _Sink(asyncio.Protocol):
                 return
             self.buffer = self.buffer[end + 4 + length :]
             _Sink.count += 1
+            _Sink.in_flight += 1
+            _Sink.peak = max(_Sink.peak, _Sink.in_flight)
             loop = asyncio.get_running_loop()
             loop.call_later(self.hold, self._answer)
 
     def _answer(self) -> None:
+        _Sink.in_flight -= 1
         if not self.transport.is_closing():
             body = b'{"ok":true}'
             self.transport.write(
@@ -97,15 +103,17 @@ class _Sink(asyncio.Protocol):
 
 
 def run_sink(port: int, hold_ms: int) -> None:
-    """The sink process: serve until killed."""
+    """The sink process: serve until SIGTERM, then print the most requests it held at once."""
     _Sink.hold = hold_ms / 1000
 
     async def serve() -> None:
-        server = await asyncio.get_running_loop().create_server(
-            _Sink, "127.0.0.1", port, backlog=4096
-        )
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        server = await loop.create_server(_Sink, "127.0.0.1", port, backlog=4096)
         async with server:
-            await server.serve_forever()
+            await stop.wait()
+        print(f"sink: {_Sink.count} requests, at most {_Sink.peak} held at once", flush=True)
 
     asyncio.run(serve())
 

@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import resource
 import signal
 import traceback
 import uuid
@@ -534,6 +535,18 @@ def main(
     """Work the priority queues until stopped (or, with ``burst``, until they are empty);
     returns the exit status (non-zero when the worker stopped on an error)."""
     job_module.configure(settings)
+    _raise_open_files(concurrency or settings.worker_concurrency)
     for logger_name in ("rq.worker", "rq.registry", "rq.queue", "rq.job"):
         logging.getLogger(logger_name).setLevel(settings.log_level)
     return Worker(settings, concurrency=concurrency, burst=burst, name=name).main()
+
+
+def _raise_open_files(concurrency: int) -> None:
+    """Each run in flight may hold a socket: lift the soft limit on open files (often 1,024)
+    toward the hard one when the concurrency needs more."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * concurrency + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
