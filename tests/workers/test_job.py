@@ -18,6 +18,7 @@ from rq import Queue
 from app import clock
 from app.core.backoff import retry_delay
 from app.settings import Settings
+from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys, queue_name
 from app.store.runs import load_run
 from app.store.semaphore import holders, waiting
@@ -371,3 +372,31 @@ def test_a_running_run_of_a_canceled_task_finishes(
     assert run_job(waiting_run.id, deps) is None
     canceled = load_run(deps.client, deps.keys, waiting_run.id)
     assert canceled is not None and canceled.status == "canceled"
+
+
+def test_a_plain_rq_worker_still_runs_jobs_by_their_function_name(
+    store: TaskStore,
+    rq_client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    sink: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rq import SimpleWorker
+    from rq.job import Job, JobStatus
+
+    from workers import job as job_module
+
+    task, _ = store.create(
+        make_task([{"name": "c", "action": "http.request", "params": {"url": f"{sink.url}/x"}}])
+    )
+    run = store.run_now(task.id, AGENT)
+    enqueue_runs(rq_client, keys, [(run.id, run.priority)])
+    assert Job.fetch(run.id, connection=rq_client).func_name == "workers.job.execute_run"
+    monkeypatch.setattr(job_module, "_configured", settings)
+    worker = SimpleWorker([Queue(queue_name(5), connection=rq_client)], connection=rq_client)
+    assert worker.work(burst=True)
+    done = load_run(store.r, keys, run.id)
+    assert done is not None and done.status == "succeeded"
+    assert sink.record.calls["x"] == 1
+    assert Job.fetch(run.id, connection=rq_client).get_status() == JobStatus.FINISHED
