@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_scheduler)
     p = sub.add_parser("worker", help="run queued runs (an RQ worker on chime-p1..p9)")
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    p.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=None,
+        help="runs executed at once (default: CHIME_WORKER_CONCURRENCY, 200)",
+    )
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("dashboard", help="rq-dashboard on $PORT (default 9181)")
     p.add_argument(
@@ -167,8 +173,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     _start_process(settings)
     from workers.worker import main as worker_main
 
-    worker_main(settings, burst=args.burst)
-    return 0
+    return worker_main(settings, burst=args.burst, concurrency=args.concurrency)
 
 
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
@@ -353,6 +358,13 @@ def _limit(raw: str) -> int:
     value = _non_negative(raw)
     if not 1 <= value <= 500:
         raise argparse.ArgumentTypeError("must be between 1 and 500")
+    return value
+
+
+def _positive(raw: str) -> int:
+    value = _non_negative(raw)
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 10000")
     return value
 
 

@@ -48,6 +48,10 @@ class Settings:
     #: an occurrence later than this counts as missed (misfire policy applies)
     misfire_grace_seconds: float = 60.0
     log_level: str = "INFO"
+    #: runs one ``chime worker`` process executes at once
+    worker_concurrency: int = 200
+    #: after SIGTERM, how long a worker lets its runs in flight finish before it exits
+    worker_shutdown_grace_seconds: float = 25.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -81,6 +85,14 @@ class Settings:
             ),
             log_level=_choice(
                 e, "CHIME_LOG_LEVEL", d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
+            worker_concurrency=_int(e, "CHIME_WORKER_CONCURRENCY", d.worker_concurrency, 1, 10_000),
+            worker_shutdown_grace_seconds=_float(
+                e,
+                "CHIME_WORKER_SHUTDOWN_GRACE_SECONDS",
+                d.worker_shutdown_grace_seconds,
+                0,
+                3600,
             ),
         )
 

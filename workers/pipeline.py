@@ -1,32 +1,39 @@
-"""Run a pipeline's steps in order: templating, per-step timeouts, outputs passed along.
+"""Run a pipeline's steps in order on the event loop: templating, per-step timeouts, outputs.
 
-No Redis here: the job records what this returns. Each step runs in a thread that the runner
-waits on for at most the step's ``timeout_seconds``; on timeout the step fails and its cancel
-event is set (``sleep`` stops at once, ``http.request`` is bounded by its own timeout too).
-Actions registered ``inline`` never block, so they run directly, without a thread. The first
+No Redis here: the job records what this returns. Each step runs under its own
+``timeout_seconds`` (``asyncio.timeout``): on timeout the step is cancelled where it waits, so an
+``http.request`` is aborted and its connection closed, and a ``sleep`` ends at once. The first
 failing step fails the attempt and the steps after it are ``skipped``.
+
+Keeping the loop free: rendering the templates of a large pipeline (or one fed by a large earlier
+output) is Python code that can take long, so it runs on a thread, where the interpreter hands
+the loop its turn every few milliseconds; smaller ones render inline.
 """
 
+import asyncio
 import json
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import msgspec
 
 from app import clock
-from app.core.actions import ACTION_PARAMS
+from app.core.actions import ACTION_PARAMS, ActionParams
 from app.core.errors import PipelineError
-from app.core.pipeline import Pipeline
+from app.core.pipeline import Pipeline, Step
 from app.core.task import Run, Task
 from app.core.templating import TemplateError, render
 from app.settings import Settings
-from workers.actions import ACTIONS, INLINE, Emit, Resolve, StepContext, StepFailed, resolve_host
+from workers.actions import Emit, StepContext, StepFailed, call_action
+from workers.egress import EgressPolicy
 
 #: a step's output is kept up to this size once serialized (JSON); longer ones are cut
 MAX_OUTPUT_BYTES = 64 * 1024
 MAX_ERROR_CHARS = 4000
+#: params or earlier outputs larger than this (JSON bytes) are rendered on a thread
+INLINE_RENDER_BYTES = 64 * 1024
 
 
 @dataclass
@@ -36,13 +43,6 @@ class PipelineResult:
     #: output (and output_truncated), error
     steps: list[dict[str, Any]]
     error: str | None = None
-
-
-@dataclass
-class _Outcome:
-    output: Any = None
-    error: str | None = None
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 def template_context(task: Task, run: Run, attempt: int) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def template_context(task: Task, run: Run, attempt: int) -> dict[str, Any]:
     }
 
 
-def run_pipeline(
+async def run_pipeline(
     pipeline: Pipeline,
     task: Task,
     run: Run,
@@ -63,11 +63,14 @@ def run_pipeline(
     *,
     attempt: int | None = None,
     emit: Emit | None = None,
-    resolve: Resolve = resolve_host,
-    stop: threading.Event | None = None,
+    http: httpx.AsyncClient | None = None,
+    policy: EgressPolicy | None = None,
+    stop: asyncio.Event | None = None,
 ) -> PipelineResult:
     """Execute every step; ``stop`` (set when the attempt lost its lease) skips the rest."""
-    context = template_context(task, run, attempt or run.attempt)
+    number = attempt or run.attempt
+    context = template_context(task, run, number)
+    large = len(msgspec.json.encode(task.payload)) > INLINE_RENDER_BYTES
     records: list[dict[str, Any]] = []
     error: str | None = None
     for step in pipeline.steps:
@@ -85,66 +88,73 @@ def run_pipeline(
             run=run,
             settings=settings,
             timeout=step.timeout_seconds,
+            attempt=number,
             emit=emit,
-            resolve=resolve,
+            http=http,
+            policy=policy,
         )
-        started_ms, t0 = clock.now_ms(), time.monotonic()
-        outcome = _run_step(step.action, step.params, context, ctx)
-        duration_ms = round((time.monotonic() - t0) * 1000)
+        output, step_error, kept = await _run_step(step, context, ctx, large)
+        duration_ms = round((time.monotonic() - ctx.started) * 1000)
+        started_ms = clock.now_ms() - duration_ms
         record.update(
-            status="failed" if outcome.error is not None else "succeeded",
+            status="failed" if step_error is not None else "succeeded",
             started_at=clock.iso(started_ms),
             finished_at=clock.iso(started_ms + duration_ms),
             duration_ms=duration_ms,
         )
-        if outcome.output is not None:
-            record.update(stored_output(outcome.output))
-        if outcome.error is not None:
-            record["error"] = outcome.error[:MAX_ERROR_CHARS]
+        if kept is not None:
+            record.update(kept)
+            large = large or bool(kept.get("output_truncated"))
+        if step_error is not None:
+            record["error"] = step_error[:MAX_ERROR_CHARS]
             error = f"step {step.name} ({step.action}): {record['error']}"
         else:
-            context["steps"][step.name] = {"output": outcome.output}
+            context["steps"][step.name] = {"output": output}
     return PipelineResult(succeeded=error is None, steps=records, error=error)
 
 
-def _run_step(
-    action: str, params: dict[str, Any], context: dict[str, Any], ctx: StepContext
-) -> _Outcome:
-    outcome = _Outcome()
+async def _run_step(
+    step: Step, context: dict[str, Any], ctx: StepContext, large: bool
+) -> tuple[Any, str | None, dict[str, Any] | None]:
+    """(output, error, the output as stored) of one step; the step's clock starts before its
+    params are rendered, as the step's ``started_at`` says."""
     try:
-        rendered = render(params, context)
-        typed = msgspec.convert(rendered, ACTION_PARAMS[action], strict=False)
+        if large:
+            typed = await asyncio.to_thread(_params, step, context)
+        else:
+            typed = _params(step, context)
+    except _BadParams as exc:
+        return None, str(exc), None
+    output: Any = None
+    error: str | None = None
+    try:
+        async with asyncio.timeout(ctx.remaining()):
+            output = await call_action(step.action, typed, ctx)
+    except TimeoutError:
+        return None, f"timed out after {ctx.timeout:g}s", None
+    except StepFailed as exc:
+        output, error = exc.output, str(exc)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    kept = stored_output(output) if output is not None else None
+    return output, error, kept
+
+
+class _BadParams(Exception):
+    """The step's params after templating do not fit its action."""
+
+
+def _params(step: Step, context: dict[str, Any]) -> ActionParams:
+    try:
+        rendered = render(step.params, context)
+        typed: ActionParams = msgspec.convert(rendered, ACTION_PARAMS[step.action], strict=False)
     except TemplateError as exc:
-        outcome.error = f"template {exc}"
-        return outcome
+        raise _BadParams(f"template {exc}") from None
     except PipelineError as exc:
-        outcome.error = f"params.{exc.field}: {exc.reason}"
-        return outcome
+        raise _BadParams(f"params.{exc.field}: {exc.reason}") from None
     except msgspec.ValidationError as exc:
-        outcome.error = f"params after templating: {exc}"
-        return outcome
-    fn = ACTIONS[action]
-
-    def target() -> None:
-        try:
-            outcome.output = fn(typed, ctx)
-        except StepFailed as exc:
-            outcome.error = str(exc)
-            outcome.output = exc.output
-        except Exception as exc:
-            outcome.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            outcome.done.set()
-
-    if action in INLINE:
-        target()
-        return outcome
-    thread = threading.Thread(target=target, name=f"chime-step-{action}", daemon=True)
-    thread.start()
-    if not outcome.done.wait(ctx.timeout):
-        ctx.cancel.set()
-        return _Outcome(error=f"timed out after {ctx.timeout:g}s")
-    return outcome
+        raise _BadParams(f"params after templating: {exc}") from None
+    return typed
 
 
 def stored_output(output: Any) -> dict[str, Any]:

@@ -5,12 +5,17 @@ writes the RQ job (job id = run id, queue ``chime-p{priority}``) and removes the
 one MULTI/EXEC. A process that dies in between leaves the run in the outbox, and the scheduler's
 sweep enqueues it again; a job that did reach RQ twice is harmless because the worker only
 starts a run that is still ``queued``.
+
+A queued job hash has no TTL (a retry or a hand-over enqueues the same job id again, so the TTL
+its previous run left is removed); it gets one when its run ends (RQ keeps finished and failed
+jobs for a day), and a cancel deletes the jobs of runs that had not started.
 """
 
 from collections.abc import Iterable, Sequence
 
 import redis
 from rq import Queue
+from rq.job import Job
 
 from app.core.pipeline import MAX_STEP_TIMEOUT, MAX_STEPS
 from app.store.keys import Keys, queue_name
@@ -51,6 +56,8 @@ def enqueue_runs(rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]) -
             ],
             pipeline=pipe,
         )
+        for run_id in run_ids:
+            pipe.persist(Job.key_for(run_id))
         done += run_ids
     pipe.zrem(keys.outbox, *done)
     pipe.execute()
@@ -89,7 +96,9 @@ def _text(value: bytes | str | None) -> str | None:
 
 
 def dequeue_runs(rq: redis.Redis, run_ids: Sequence[str]) -> None:
-    """Take runs that will not start (their task was canceled) off their RQ queues."""
+    """Take runs that will not start (their task was canceled) off their RQ queues and delete
+    their RQ jobs, which would otherwise stay without a TTL. A worker that took one of them off
+    its queue a moment before finds the job gone (or its run canceled) and skips it."""
     if not run_ids:
         return
     pipe = rq.pipeline(transaction=False)
@@ -97,4 +106,6 @@ def dequeue_runs(rq: redis.Redis, run_ids: Sequence[str]) -> None:
         key = Queue(queue_name(priority), connection=rq).key
         for run_id in run_ids:
             pipe.lrem(key, 0, run_id)
+    for run_id in run_ids:
+        pipe.delete(Job.key_for(run_id))
     pipe.execute()

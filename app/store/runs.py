@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 import redis
+import redis.asyncio
+from redis.exceptions import NoScriptError
 
 from app import clock
 from app.core.backoff import retry_delay
@@ -88,29 +90,13 @@ def start_run(
         if not known:
             ckey = _str(client.hget(keys.task(run.task_id), "concurrency_key"))
         known = False
-        sem, fifo = slot_keys(keys, run.agent_id, ckey, run.id)
-        result = scripts.script(client, "start_run")(
-            keys=[keys.run(run.id), keys.task(run.task_id), keys.running, keys.outbox, sem, fifo],
-            args=[
-                clock.now_ms(),
-                _lease_ms(settings),
-                ckey or "",
-                keys.run(""),
-                _grace_ms(settings),
-            ],
-        )
+        call_keys, args = _start_call(keys, settings, run, ckey)
+        result = scripts.script(client, "start_run")(keys=call_keys, args=args)
         try:
-            scripts.check(result)
+            return _started(result, ckey)
         except ScriptError as exc:
-            if exc.code == ErrorCode.STALE:
-                continue
-            raise
-        return Started(
-            status=result[0],
-            attempt=int(result[1]),
-            handed=_pairs(result[2:]),
-            concurrency_key=ckey or None,
-        )
+            if exc.code != ErrorCode.STALE:
+                raise
     raise ScriptError(ErrorCode.STALE, "concurrency_key keeps changing")
 
 
@@ -124,11 +110,8 @@ def renew_run(
 ) -> bool:
     """Extend the attempt's heartbeat lease and that of its slot of ``concurrency_key``;
     False when the attempt no longer runs."""
-    sem = slot_keys(keys, run.agent_id, concurrency_key, run.id)[0]
-    renewed = scripts.script(client, "renew_run")(
-        keys=[keys.run(run.id), keys.running, sem],
-        args=[clock.now_ms(), _lease_ms(settings), run.id, attempt],
-    )
+    call_keys, args = renew_call(keys, settings, [Held(run, attempt, concurrency_key)])
+    (renewed,) = scripts.script(client, "renew_runs")(keys=call_keys, args=args)
     return bool(renewed)
 
 
@@ -153,77 +136,18 @@ def finish_run(
     ``'alive'`` when ``lapsed_only`` and its lease has not lapsed. ``known``: what the caller
     read already (saves the reads of a first try; a stale part is caught by the script).
     """
-    steps_json = _json.encode(list(steps)).decode()
+    outcome = Outcome(run_id, attempt, succeeded, list(steps), error)
     for _ in range(_RETRIES):
-        if known is not None:
-            run, task, ckey = known.run, known.task, known.concurrency_key
-            known = None
-        else:
-            run_fields = client.hgetall(keys.run(run_id))
-            if not run_fields:
-                raise ScriptError(ErrorCode.NOT_FOUND, "run")
-            run = from_hash(Run, run_fields)
-            ckey = _str(run_fields.get("concurrency_key"))
-            task = load_task(client, keys, run.task_id)
-        now = clock.now_ms()
-        retry_at = now
-        if task is not None and not succeeded:
-            delay = retry_delay(
-                task.backoff_strategy,
-                attempt,
-                task.retry_delay_seconds,
-                task.retry_max_delay_seconds,
-                rand,
-            )
-            retry_at = now + round(delay * 1000)
-        task_status = task.status if task is not None else ""
-        indexes = (
-            keys.indexes(task.created_by, task.status, task.schedule_kind)
-            + keys.indexes(task.created_by, "completed", task.schedule_kind)
-            if task is not None
-            else [keys.run(run_id)] * 16
-        )
-        result = scripts.script(client, "finish_run")(
-            keys=[
-                keys.run(run_id),
-                keys.task(run.task_id),
-                keys.running,
-                keys.delayed,
-                keys.outbox,
-                *slot_keys(keys, run.agent_id, ckey, run_id),
-                *indexes,
-            ],
-            args=[
-                now,
-                attempt,
-                "succeeded" if succeeded else "failed",
-                steps_json,
-                error or "",
-                retry_at,
-                ckey or "",
-                task_status,
-                _lease_ms(settings),
-                keys.run(""),
-                _grace_ms(settings),
-                "1" if lapsed_only else "0",
-                keys.wake,
-            ],
-        )
+        if known is None:
+            known = _read_known(client, keys, run_id)
+        call = _finish_call(keys, settings, outcome, known, rand, lapsed_only)
+        result = scripts.script(client, "finish_run")(keys=call.keys, args=call.args)
+        known = None
         try:
-            scripts.check(result)
+            return _finished(result, call.retry_at)
         except ScriptError as exc:
-            if exc.code == ErrorCode.STALE and (
-                exc.detail == "concurrency_key" or exc.detail.startswith("task:")
-            ):
-                continue
-            raise
-        status = str(result[0])
-        return Finished(
-            status=status,
-            task_completed=bool(result[1]),
-            handed=_pairs(result[2:]),
-            next_attempt_at=retry_at if status == "pending" else None,
-        )
+            if not _reread(exc):
+                raise
     raise ScriptError(ErrorCode.STALE, "task keeps changing")
 
 
@@ -234,6 +158,147 @@ class Known:
     run: Run
     task: Task | None
     concurrency_key: str | None
+
+
+@dataclass(frozen=True)
+class Held:
+    """An attempt a worker holds: what renewing its leases needs."""
+
+    run: Run
+    attempt: int
+    concurrency_key: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt did, to record."""
+
+    run_id: str
+    attempt: int
+    succeeded: bool
+    steps: list[dict[str, Any]]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Call:
+    keys: list[str]
+    args: list[Any]
+    retry_at: int
+
+
+def _start_call(
+    keys: Keys, settings: Settings, run: Run, ckey: str | None
+) -> tuple[list[str], list[Any]]:
+    sem, fifo = slot_keys(keys, run.agent_id, ckey, run.id)
+    return (
+        [keys.run(run.id), keys.task(run.task_id), keys.running, keys.outbox, sem, fifo],
+        [clock.now_ms(), _lease_ms(settings), ckey or "", keys.run(""), _grace_ms(settings)],
+    )
+
+
+def _started(result: Any, ckey: str | None) -> Started:
+    scripts.check(result)
+    return Started(
+        status=_str(result[0]) or "",
+        attempt=int(result[1]),
+        handed=_pairs(result[2:]),
+        concurrency_key=ckey or None,
+    )
+
+
+def renew_call(keys: Keys, settings: Settings, held: Sequence[Held]) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of ``renew_runs.lua`` for these attempts (one answer per attempt)."""
+    call_keys: list[str] = [keys.running]
+    args: list[Any] = [clock.now_ms(), _lease_ms(settings)]
+    for h in held:
+        sem = slot_keys(keys, h.run.agent_id, h.concurrency_key, h.run.id)[0]
+        call_keys += [keys.run(h.run.id), sem]
+        args += [h.run.id, h.attempt]
+    return call_keys, args
+
+
+def _finish_call(
+    keys: Keys,
+    settings: Settings,
+    outcome: Outcome,
+    known: "Known",
+    rand: Callable[[], float],
+    lapsed_only: bool,
+) -> _Call:
+    run, task, ckey = known.run, known.task, known.concurrency_key
+    now = clock.now_ms()
+    retry_at = now
+    if task is not None and not outcome.succeeded:
+        delay = retry_delay(
+            task.backoff_strategy,
+            outcome.attempt,
+            task.retry_delay_seconds,
+            task.retry_max_delay_seconds,
+            rand,
+        )
+        retry_at = now + round(delay * 1000)
+    task_status = task.status if task is not None else ""
+    run_key = keys.run(outcome.run_id)
+    indexes = (
+        keys.indexes(task.created_by, task.status, task.schedule_kind)
+        + keys.indexes(task.created_by, "completed", task.schedule_kind)
+        if task is not None
+        else [run_key] * 16
+    )
+    return _Call(
+        keys=[
+            run_key,
+            keys.task(run.task_id),
+            keys.running,
+            keys.delayed,
+            keys.outbox,
+            *slot_keys(keys, run.agent_id, ckey, outcome.run_id),
+            *indexes,
+        ],
+        args=[
+            now,
+            outcome.attempt,
+            "succeeded" if outcome.succeeded else "failed",
+            _json.encode(outcome.steps).decode(),
+            outcome.error or "",
+            retry_at,
+            ckey or "",
+            task_status,
+            _lease_ms(settings),
+            keys.run(""),
+            _grace_ms(settings),
+            "1" if lapsed_only else "0",
+            keys.wake,
+        ],
+        retry_at=retry_at,
+    )
+
+
+def _finished(result: Any, retry_at: int) -> Finished:
+    scripts.check(result)
+    status = _str(result[0]) or ""
+    return Finished(
+        status=status,
+        task_completed=bool(result[1]),
+        handed=_pairs(result[2:]),
+        next_attempt_at=retry_at if status == "pending" else None,
+    )
+
+
+def _reread(exc: ScriptError) -> bool:
+    """A refusal that only says the caller's snapshot is stale: read again and retry."""
+    return exc.code == ErrorCode.STALE and (
+        exc.detail == "concurrency_key" or exc.detail.startswith("task:")
+    )
+
+
+def _read_known(client: redis.Redis, keys: Keys, run_id: str) -> "Known":
+    run_fields = client.hgetall(keys.run(run_id))
+    if not run_fields:
+        raise ScriptError(ErrorCode.NOT_FOUND, "run")
+    run = from_hash(Run, run_fields)
+    return Known(run, load_task(client, keys, run.task_id), _str(run_fields.get("concurrency_key")))
 
 
 def lapsed_runs(client: redis.Redis, keys: Keys, now_ms: int, limit: int = 100) -> list[str]:
@@ -295,7 +360,7 @@ def _drop_if_terminal(client: redis.Redis, keys: Keys, run_id: str) -> None:
 
 
 def _pairs(flat: Sequence[Any]) -> list[tuple[str, int]]:
-    return [(str(flat[i]), int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
+    return [(_str(flat[i]) or "", int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
 
 
 def _str(value: Any) -> str | None:
@@ -310,3 +375,153 @@ def _lease_ms(settings: Settings) -> int:
 
 def _grace_ms(settings: Settings) -> int:
     return round(settings.enqueue_grace_seconds * 1000)
+
+
+# -- batches on an asyncio client (the concurrent worker) -------------------------------------
+#
+# One pipeline carries the script calls of many runs: one round trip for a whole batch. A call
+# the script refuses comes back as a ScriptError in its place; a snapshot that went stale is
+# read again and retried on its own, as the functions above do.
+
+AsyncRedis = redis.asyncio.Redis
+ScriptCall = tuple[str, Sequence[Any], Sequence[Any]]
+
+
+async def eval_many(client: AsyncRedis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Run ``(script name, KEYS, ARGV)`` calls in one pipeline; replies in order (a Redis error
+    reply stays in its place as an exception). A script the server forgot is loaded and its
+    calls run again: they did nothing the first time."""
+    replies: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
+    for _ in range(2):
+        pipe = client.pipeline(transaction=False)
+        for i in todo:
+            name, call_keys, args = calls[i]
+            pipe.evalsha(script_sha(client, name), len(call_keys), *call_keys, *args)
+        got = await pipe.execute(raise_on_error=False)
+        for i, reply in zip(todo, got, strict=True):
+            replies[i] = reply
+        todo = [i for i in todo if isinstance(replies[i], NoScriptError)]
+        if not todo:
+            break
+        await load_scripts(client, {calls[i][0] for i in todo})
+    return replies
+
+
+def script_sha(client: Any, name: str) -> str:
+    sha: str = scripts.script(client, name).sha
+    return sha
+
+
+async def load_scripts(client: AsyncRedis, names: Any) -> None:
+    """SCRIPT LOAD each named script (after a Redis restart or SCRIPT FLUSH)."""
+    for name in names:
+        await client.script_load(scripts.source(name))
+
+
+async def load_runs(client: AsyncRedis, keys: Keys, run_ids: Sequence[str]) -> list[Run | None]:
+    pipe = client.pipeline(transaction=False)
+    for run_id in run_ids:
+        pipe.hgetall(keys.run(run_id))
+    return [from_hash(Run, f) if f else None for f in await pipe.execute()]
+
+
+async def load_tasks(
+    client: AsyncRedis, keys: Keys, task_ids: Sequence[str]
+) -> dict[str, Task | None]:
+    unique = list(dict.fromkeys(task_ids))
+    pipe = client.pipeline(transaction=False)
+    for task_id in unique:
+        pipe.hgetall(keys.task(task_id))
+    found = await pipe.execute()
+    return {t: from_hash(Task, f) if f else None for t, f in zip(unique, found, strict=True)}
+
+
+async def start_runs(
+    client: AsyncRedis,
+    keys: Keys,
+    settings: Settings,
+    runs: Sequence[tuple[Run, Task | None]],
+) -> list[Started | ScriptError]:
+    """:func:`start_run` for many runs at once; each answer is a Started or the ScriptError
+    its start raised. A Redis error raises (the caller retries the batch: a start that did
+    happen is refused as ``CONFLICT`` the second time)."""
+    ckeys = [task.concurrency_key if task is not None else None for _, task in runs]
+    out: list[Started | ScriptError] = [ScriptError(ErrorCode.STALE, "not tried")] * len(runs)
+    todo = list(range(len(runs)))
+    for _ in range(_RETRIES):
+        calls = [("start_run", *_start_call(keys, settings, runs[i][0], ckeys[i])) for i in todo]
+        stale: list[int] = []
+        for i, reply in zip(todo, await eval_many(client, calls), strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            try:
+                out[i] = _started(reply, ckeys[i])
+            except ScriptError as exc:
+                out[i] = exc
+                if exc.code == ErrorCode.STALE:
+                    stale.append(i)
+        if not stale:
+            return out
+        pipe = client.pipeline(transaction=False)
+        for i in stale:
+            pipe.hget(keys.task(runs[i][0].task_id), "concurrency_key")
+        for i, ckey in zip(stale, await pipe.execute(), strict=True):
+            ckeys[i] = _str(ckey)
+        todo = stale
+    for i in todo:
+        out[i] = ScriptError(ErrorCode.STALE, "concurrency_key keeps changing")
+    return out
+
+
+async def finish_runs(
+    client: AsyncRedis,
+    keys: Keys,
+    settings: Settings,
+    items: Sequence[tuple[Outcome, Known]],
+    rand: Callable[[], float] = random.random,
+) -> list[Finished | ScriptError]:
+    """:func:`finish_run` for many attempts at once (answers as for :func:`start_runs`)."""
+    out: list[Finished | ScriptError] = [ScriptError(ErrorCode.STALE, "not tried")] * len(items)
+    known: list[Known | None] = [k for _, k in items]
+    todo = list(range(len(items)))
+    for _ in range(_RETRIES):
+        made: dict[int, _Call] = {}
+        for i in todo:
+            k = known[i]
+            if k is None:
+                try:
+                    k = known[i] = await _read_known_async(client, keys, items[i][0].run_id)
+                except ScriptError as exc:
+                    out[i] = exc
+                    continue
+            made[i] = _finish_call(keys, settings, items[i][0], k, rand, False)
+        todo = list(made)
+        calls = [("finish_run", made[i].keys, made[i].args) for i in todo]
+        stale: list[int] = []
+        for i, reply in zip(todo, await eval_many(client, calls), strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            try:
+                out[i] = _finished(reply, made[i].retry_at)
+            except ScriptError as exc:
+                out[i] = exc
+                if _reread(exc):
+                    stale.append(i)
+                    known[i] = None
+        if not stale:
+            return out
+        todo = stale
+    for i in todo:
+        out[i] = ScriptError(ErrorCode.STALE, "task keeps changing")
+    return out
+
+
+async def _read_known_async(client: AsyncRedis, keys: Keys, run_id: str) -> Known:
+    run_fields = await client.hgetall(keys.run(run_id))
+    if not run_fields:
+        raise ScriptError(ErrorCode.NOT_FOUND, "run")
+    run = from_hash(Run, run_fields)
+    task_fields = await client.hgetall(keys.task(run.task_id))
+    task = from_hash(Task, task_fields) if task_fields else None
+    return Known(run, task, _str(run_fields.get("concurrency_key")))

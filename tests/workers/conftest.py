@@ -8,15 +8,26 @@ how many requests overlapped; ``/flaky/KEY?n=N`` fails the first N calls per key
 """
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis
+
+from app.settings import Settings
+from app.store.keys import Keys
+from app.store.tasks import TaskStore
+from tests.workers.sink import AsyncSink
 
 
 @dataclass
@@ -156,3 +167,92 @@ def http_server() -> Iterator[LocalServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[AsyncSink]:
+    """The asyncio sink (``tests/workers/sink.py``), for hundreds of requests at once."""
+    server = AsyncSink()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- real `chime worker` processes ------------------------------------------------------
+
+CHIME = str(Path(sys.executable).with_name("chime"))
+
+
+class Workers:
+    """``chime worker`` subprocesses started by a test, stopped by pid afterwards."""
+
+    def __init__(self, redis_url: str, tmp: Path) -> None:
+        self.redis_url = redis_url
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        full_env = {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "CHIME_LOG_LEVEL": "WARNING",
+            **env,
+        }
+        log = (self.tmp / f"worker-{len(self.procs)}.log").open("wb")
+        self.logs.append(log)
+        proc = subprocess.Popen(
+            [CHIME, "worker", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+        for log in self.logs:
+            log.close()
+
+    def output(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.tmp.glob("worker-*.log")))
+
+
+@pytest.fixture
+def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
+    ws = Workers(redis_url, tmp_path)
+    try:
+        yield ws
+    finally:
+        ws.stop_all()
+
+
+@pytest.fixture
+def rq_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
+    return TaskStore(r, keys, settings)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status_of(r: redis.Redis, keys: Keys, run_id: str) -> str:
+    return str(r.hget(keys.run(run_id), "status"))

@@ -1,5 +1,6 @@
 """Each built-in action through the pipeline runner, against a local HTTP server (no Redis)."""
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -11,7 +12,8 @@ from app.core.pipeline import Pipeline, Step, parse_pipeline
 from app.settings import Settings
 from tests.workers.conftest import LocalServer
 from tests.workers.factories import make_run, make_task
-from workers.actions import ACTIONS, StepFailed, check_egress
+from workers.actions import ACTIONS
+from workers.egress import EgressRefused, egress_policy, make_client, resolve_host
 from workers.pipeline import MAX_OUTPUT_BYTES, PipelineResult, run_pipeline
 
 
@@ -21,12 +23,22 @@ def run_steps(
     validate: bool = True,
     **kw: Any,
 ) -> PipelineResult:
+    """The pipeline on an event loop of its own, with the worker's pinned client."""
     pipeline = (
         parse_pipeline({"steps": steps}) if validate else Pipeline(steps=[Step(**s) for s in steps])
     )
     task = make_task()
     run = make_run(task, **kw.pop("run", {}))
-    return run_pipeline(pipeline, task, run, settings or Settings(), **kw)
+    settings = settings or Settings()
+    resolve = kw.pop("resolve", resolve_host)
+    verify = kw.pop("verify", None)
+
+    async def go() -> PipelineResult:
+        policy = egress_policy(settings)
+        async with make_client(policy, 20, resolve, verify) as http:
+            return await run_pipeline(pipeline, task, run, settings, http=http, policy=policy, **kw)
+
+    return asyncio.run(go())
 
 
 def http(name: str, url: str, **params: Any) -> dict[str, Any]:
@@ -93,7 +105,7 @@ def test_sleep_stops_when_its_step_times_out() -> None:
 def test_event_emit_calls_the_injected_emitter_with_rendered_data() -> None:
     calls: list[tuple[str, dict[str, Any]]] = []
 
-    def emit(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    async def emit(name: str, data: dict[str, Any]) -> dict[str, Any]:
         calls.append((name, data))
         return {"event_id": "e1", "runs": ["r1"]}
 
@@ -271,16 +283,21 @@ def test_a_redirect_to_the_metadata_address_is_refused(http_server: LocalServer)
     ],
 )
 def test_link_local_and_metadata_addresses_are_refused(url: str, addresses: list[str]) -> None:
-    with pytest.raises(StepFailed, match="link-local"):
-        check_egress(url, None, lambda host, port: addresses)
+    host = url.split("//")[1].split("/")[0].strip("[]")
+    with pytest.raises(EgressRefused, match="link-local"):
+        egress_policy(Settings()).check_addresses(host, addresses)
     # an allowlist pattern that matches the host does not open metadata addresses
-    with pytest.raises(StepFailed, match="link-local"):
-        check_egress(url, ("*",), lambda host, port: addresses)
+    policy = egress_policy(Settings(http_allow=("*",)))
+    policy.check_url(url)
+    with pytest.raises(EgressRefused, match="link-local"):
+        policy.check_addresses(host, addresses)
 
 
 def test_ordinary_addresses_pass_the_egress_check() -> None:
-    check_egress("https://api.example.com/x", None, lambda host, port: ["93.184.216.34"])
-    check_egress("http://h.internal:8080/", ("*.internal",), lambda host, port: ["10.1.2.3"])
+    egress_policy(Settings()).check_addresses("api.example.com", ["93.184.216.34"])
+    policy = egress_policy(Settings(http_allow=("*.internal",)))
+    policy.check_url("http://h.internal:8080/")
+    policy.check_addresses("h.internal", ["10.1.2.3"])
 
 
 def test_large_outputs_are_truncated_once_serialized(http_server: LocalServer) -> None:

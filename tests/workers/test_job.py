@@ -18,6 +18,7 @@ from rq import Queue
 from app import clock
 from app.core.backoff import retry_delay
 from app.settings import Settings
+from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys, queue_name
 from app.store.runs import load_run
 from app.store.semaphore import holders, waiting
@@ -193,7 +194,7 @@ def test_no_free_slot_parks_the_run_and_the_release_enqueues_it(
 def test_the_heartbeat_keeps_a_long_attempt_alive_past_its_lease(
     store: TaskStore, r: redis.Redis, rq_client: redis.Redis, keys: Keys, redis_url: str
 ) -> None:
-    from workers.worker import Sweeper
+    from workers.sweeper import Sweeper
 
     settings = Settings.from_env({"REDIS_URL": redis_url, "CHIME_SEMAPHORE_LEASE_SECONDS": "0.3"})
     deps = JobDeps(settings=settings, client=r, rq=rq_client, keys=keys)
@@ -205,11 +206,20 @@ def test_the_heartbeat_keeps_a_long_attempt_alive_past_its_lease(
     )
     run = store.run_now(task.id, AGENT)
     sweeper = Sweeper(settings, interval=0.05)
-    sweeper.start()
+    stop = threading.Event()
+
+    def sweep() -> None:
+        while not stop.wait(sweeper.interval):
+            sweeper.sweep()
+
+    sweeping = threading.Thread(target=sweep)
+    sweeping.start()
     try:
         assert run_job(run.id, deps) == "succeeded"
     finally:
-        sweeper.stop()
+        stop.set()
+        sweeping.join()
+        sweeper.close()
     done = load_run(r, keys, run.id)
     assert done is not None and done.attempt == 1
 
@@ -245,8 +255,12 @@ def test_an_attempt_that_loses_its_lease_stops_and_is_retried(
 def test_event_emit_reaches_the_injected_emitter(store: TaskStore, deps: JobDeps) -> None:
     seen: list[tuple[str, str, dict[str, Any]]] = []
 
-    def emitter(d: JobDeps, run: Any) -> Any:
-        return lambda name, data: seen.append((run.agent_id, name, data)) or {"event_id": "e"}
+    def emitter(rt: Any, run: Any) -> Any:
+        async def emit(name: str, data: dict[str, Any]) -> Any:
+            seen.append((run.agent_id, name, data))
+            return {"event_id": "e"}
+
+        return emit
 
     deps.emitter = emitter
     task, _ = store.create(
@@ -358,3 +372,31 @@ def test_a_running_run_of_a_canceled_task_finishes(
     assert run_job(waiting_run.id, deps) is None
     canceled = load_run(deps.client, deps.keys, waiting_run.id)
     assert canceled is not None and canceled.status == "canceled"
+
+
+def test_a_plain_rq_worker_still_runs_jobs_by_their_function_name(
+    store: TaskStore,
+    rq_client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    sink: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rq import SimpleWorker
+    from rq.job import Job, JobStatus
+
+    from workers import job as job_module
+
+    task, _ = store.create(
+        make_task([{"name": "c", "action": "http.request", "params": {"url": f"{sink.url}/x"}}])
+    )
+    run = store.run_now(task.id, AGENT)
+    enqueue_runs(rq_client, keys, [(run.id, run.priority)])
+    assert Job.fetch(run.id, connection=rq_client).func_name == "workers.job.execute_run"
+    monkeypatch.setattr(job_module, "_configured", settings)
+    worker = SimpleWorker([Queue(queue_name(5), connection=rq_client)], connection=rq_client)
+    assert worker.work(burst=True)
+    done = load_run(store.r, keys, run.id)
+    assert done is not None and done.status == "succeeded"
+    assert sink.record.calls["x"] == 1
+    assert Job.fetch(run.id, connection=rq_client).get_status() == JobStatus.FINISHED

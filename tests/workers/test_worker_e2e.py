@@ -1,15 +1,9 @@
-"""Real ``chime worker`` processes on the test Redis: concurrency, priority, and kill -9."""
+"""Real ``chime worker`` processes on the test Redis: concurrency keys, priority, and kill -9."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from app import clock
@@ -18,85 +12,11 @@ from app.settings import Settings
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
 from app.store.runs import load_run
-from app.store.semaphore import holders
+from app.store.semaphore import holders, waiting
 from app.store.tasks import TaskStore
-from tests.workers.conftest import LocalServer
+from tests.workers.conftest import LocalServer, Workers, status_of, wait_until
 from tests.workers.factories import AGENT, make_task, release_due
-
-CHIME = str(Path(sys.executable).with_name("chime"))
-
-
-class Workers:
-    """``chime worker`` subprocesses started by a test, stopped by pid afterwards."""
-
-    def __init__(self, redis_url: str, tmp: Path) -> None:
-        self.redis_url = redis_url
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Any] = []
-
-    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        full_env = {
-            **os.environ,
-            "REDIS_URL": self.redis_url,
-            "CHIME_LOG_LEVEL": "WARNING",
-            **env,
-        }
-        log = (self.tmp / f"worker-{len(self.procs)}.log").open("wb")
-        self.logs.append(log)
-        proc = subprocess.Popen(
-            [CHIME, "worker", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT
-        )
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(10)
-        for log in self.logs:
-            log.close()
-
-    def output(self) -> str:
-        return "\n".join(p.read_text() for p in sorted(self.tmp.glob("worker-*.log")))
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
-    ws = Workers(redis_url, tmp_path)
-    try:
-        yield ws
-    finally:
-        ws.stop_all()
-
-
-@pytest.fixture
-def rq_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
-    return TaskStore(r, keys, settings)
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def status_of(r: redis.Redis, keys: Keys, run_id: str) -> str:
-    return str(r.hget(keys.run(run_id), "status"))
+from tests.workers.sink import AsyncSink
 
 
 def queue(store: TaskStore, rq: redis.Redis, keys: Keys, task: Task) -> Run:
@@ -115,22 +35,32 @@ def hold(server: LocalServer, ms: int) -> list[dict[str, Any]]:
     ]
 
 
+def sink_hold(sink: AsyncSink, ms: int, group: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "hold",
+            "action": "http.request",
+            "params": {"url": f"{sink.url}/hold/{{{{ run.id }}}}?ms={ms}&group={group}"},
+        }
+    ]
+
+
 def test_twenty_runs_limit_three_on_four_workers(
     store: TaskStore,
     r: redis.Redis,
     rq_client: redis.Redis,
     keys: Keys,
     workers: Workers,
-    http_server: LocalServer,
+    sink: AsyncSink,
 ) -> None:
     for _ in range(4):
         workers.start()
     # two tasks of one agent share the key: three long holders, then seventeen short runs
     long_task, _ = store.create(
-        make_task(hold(http_server, 1500), concurrency_key="shared", concurrency_limit=3)
+        make_task(sink_hold(sink, 1500, "shared"), concurrency_key="shared", concurrency_limit=3)
     )
     short_task, _ = store.create(
-        make_task(hold(http_server, 100), concurrency_key="shared", concurrency_limit=3)
+        make_task(sink_hold(sink, 100, "shared"), concurrency_key="shared", concurrency_limit=3)
     )
     holders_ = [queue(store, rq_client, keys, long_task) for _ in range(3)]
     for run in holders_:
@@ -141,27 +71,21 @@ def test_twenty_runs_limit_three_on_four_workers(
         # each one parks before the next is queued, so the FIFO order is the creation order
         wait_until(lambda run=run: status_of(r, keys, run.id) == "pending", what="parking")
         waiting_runs.append(run)
+    order = [run.id for run in waiting_runs]
+    assert waiting(r, keys, AGENT, "shared") == order
     all_ids = [run.id for run in holders_ + waiting_runs]
-    wait_until(
-        lambda: all(status_of(r, keys, i) == "succeeded" for i in all_ids),
-        timeout=30,
-        what="all runs to succeed",
-    )
-    intervals = [(start, end) for _, start, end in http_server.recorder.holds]
-    assert len(intervals) == 20
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    running, peak = 0, 0
-    for _, delta in events:
-        running += delta
-        peak = max(peak, running)
-    assert peak == 3
-    # the slot was handed over strictly in FIFO order (enqueued_at is set at hand-over) ...
-    handed_at = [int(r.hget(keys.run(run.id), "enqueued_at") or 0) for run in waiting_runs]
-    assert handed_at == sorted(handed_at)
-    # ... and runs started in that order, give or take the runs handed at the same moment
-    started = {name: start for name, start, _ in http_server.recorder.holds}
-    order = [started[run.id] for run in waiting_runs]
-    assert all(order[i] <= order[j] for i in range(17) for j in range(i + 3, 17))
+    # runs leave the FIFO from its head only, in order: every look at it is a tail of the order
+    looks = 0
+    while not all(status_of(r, keys, i) == "succeeded" for i in all_ids):
+        line = waiting(r, keys, AGENT, "shared")
+        assert line == order[len(order) - len(line) :], line
+        looks += 1
+        time.sleep(0.01)
+        assert looks < 6000, "the runs did not finish"
+    assert waiting(r, keys, AGENT, "shared") == []
+    # each run ran once, never more than three at a time, and three did run together
+    assert all(sink.record.calls[i] == 1 for i in all_ids)
+    assert sink.record.peak["shared"] == 3
     assert holders(r, keys, AGENT, "shared") == {}
 
 
@@ -177,7 +101,7 @@ def test_priority_one_runs_before_priority_nine(
     high, _ = store.create(make_task(hold(http_server, 10), priority=1))
     low_run = queue(store, rq_client, keys, low)
     high_run = queue(store, rq_client, keys, high)
-    proc = workers.start("--burst")
+    proc = workers.start("--burst", "--concurrency", "1")
     assert proc.wait(30) == 0
     assert [name for name, _, _ in http_server.recorder.holds] == [high_run.id, low_run.id]
     first, second = load_run(r, keys, high_run.id), load_run(r, keys, low_run.id)
@@ -215,7 +139,7 @@ def test_a_killed_worker_s_run_is_retried_and_its_slot_freed_after_the_lease(
             backoff_strategy="fixed",
         )
     )
-    first = workers.start(**env)
+    first = workers.start("--concurrency", "1", **env)
     stuck = queue(store, rq_client, keys, task)
     wait_until(lambda: http_server.recorder.requests, what="the first attempt's request")
     assert status_of(r, keys, stuck.id) == "running"

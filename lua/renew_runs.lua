@@ -1,0 +1,34 @@
+-- Renew the heartbeat leases of many running attempts, and of their concurrency slots, in one
+-- call: a worker renews every attempt it has in flight with one round trip per interval.
+--
+-- KEYS[1]      running zset (heartbeat leases)
+-- KEYS[2i]     for attempt i (1..n): its run hash
+-- KEYS[2i+1]   the semaphore zset it holds a slot in (its run hash again when none)
+-- ARGV[1]      now (ms)
+-- ARGV[2]      lease (ms)
+-- ARGV[2i+1]   attempt i's run id
+-- ARGV[2i+2]   the attempt number the caller runs (fence)
+-- Returns {r1, ..., rn}: 1 when attempt i was renewed; 0 when it no longer runs (it finished,
+-- or its lease lapsed so it counts as lost and is retried elsewhere): the caller should stop
+-- its steps. Nothing is written for an attempt that answers 0.
+
+local running_key = KEYS[1]
+local now, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+
+local out = {}
+for i = 1, (#KEYS - 1) / 2 do
+  local run_key, sem_key = KEYS[2 * i], KEYS[2 * i + 1]
+  local run_id, attempt = ARGV[2 * i + 1], ARGV[2 * i + 2]
+  local run = redis.call('HMGET', run_key, 'status', 'attempt')
+  local expiry = tonumber(redis.call('ZSCORE', running_key, run_id) or '0')
+  if run[1] ~= 'running' or run[2] ~= attempt or expiry <= now then
+    out[i] = 0
+  else
+    redis.call('ZADD', running_key, 'XX', now + lease_ms, run_id)
+    if sem_key ~= run_key then
+      redis.call('ZADD', sem_key, 'XX', now + lease_ms, run_id)
+    end
+    out[i] = 1
+  end
+end
+return out
