@@ -58,12 +58,31 @@ def _env(venv: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _copy_tree(target: Path) -> Path:
+    """The project's files (tracked, and new ones git does not ignore) copied to ``target``:
+    a build there sees no leftovers of earlier builds in the checkout."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = ROOT / name.decode()
+        if source.is_file():
+            copy = target / name.decode()
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy)
+    return target
+
+
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("wheel")
+    source = _copy_tree(base / "src")
     dist = base / "dist"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(source)],
         cwd=base,
         capture_output=True,
         text=True,
@@ -81,19 +100,7 @@ def buildpack_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The buildpack's way: the app's files in a build directory, ``pip install -r
     requirements.txt`` run there (its line ``.`` is a regular, non-editable install)."""
     base = tmp_path_factory.mktemp("buildpack")
-    app_dir = base / "app"
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, tracked):
-        source = ROOT / name.decode()
-        if source.is_file():
-            target = app_dir / name.decode()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    app_dir = _copy_tree(base / "app")
     venv = _venv(base / "venv")
     _pip(venv, "-r", "requirements.txt", cwd=app_dir)
     shutil.rmtree(app_dir)  # the slug keeps the installed package, not the build tree
