@@ -2,8 +2,9 @@
 
 A run that reads ``{{ secrets.NAME }}`` builds one :class:`Masker` from the values it opened;
 every step's output and error, the ``log`` action's line and ``event.emit``'s data pass through
-it. It replaces each value as written, and also as JSON escapes it and as a URL encodes it,
-since a response that echoes the request (or an error that quotes the URL) shows those forms.
+it. It replaces each value as written, and also as JSON escapes it, as a URL encodes it and in
+lowercase, since a response that echoes the request (or an error that quotes the URL or a host
+name) shows those forms.
 """
 
 import json
@@ -22,7 +23,8 @@ class Masker:
         needles: set[str] = set()
         for value in plain:
             needles |= {value, json.dumps(value)[1:-1], quote(value, safe=""), quote(value)}
-            needles.add(quote_plus(value))
+            # a host name comes back lowercased (``cannot resolve s3cret.example.com``)
+            needles |= {quote_plus(value), value.lower()}
         #: longest first, so a value that contains another is replaced whole
         self.needles = sorted(needles, key=len, reverse=True)
         self.plain = frozenset(plain)

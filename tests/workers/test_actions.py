@@ -32,10 +32,11 @@ def run_steps(
     settings = settings or Settings(http_allow=(LOOPBACK,))
     resolve = kw.pop("resolve", resolve_host)
     verify = kw.pop("verify", None)
+    network = kw.pop("network", None)
 
     async def go() -> PipelineResult:
         policy = egress_policy(settings)
-        async with make_client(policy, 20, resolve, verify) as http:
+        async with make_client(policy, 20, resolve, verify, network) as http:
             return await run_pipeline(pipeline, task, run, settings, http=http, policy=policy, **kw)
 
     return asyncio.run(go())
