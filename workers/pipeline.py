@@ -138,7 +138,7 @@ async def _run_step(
 ) -> tuple[Any, str | None, dict[str, Any] | None]:
     """(output, error, the output as stored) of one step, secrets masked; the step's clock
     starts before its params are rendered, as the step's ``started_at`` says."""
-    for _, name in secret_refs(step.params, "params"):
+    for _, name in secret_refs(step.params, "params") if unavailable else ():
         if name in unavailable:
             return None, f"secret {name}: {unavailable[name]}", None
     output, error = await _execute(step, context, ctx, large)

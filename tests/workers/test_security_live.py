@@ -412,3 +412,29 @@ def test_a_worker_stops_expanding_templates_at_the_limit(
     assert "rendering stopped: the step's params would pass 10485760 characters" in run["error"]
     # the worker's high-water mark stays near its size at rest (about 60 MiB here)
     assert peak_rss_mib(proc.pid) < 250
+
+
+def test_a_secret_a_run_cannot_open_fails_its_step_naming_it(
+    api: TestClient[Any], workers: Workers, http_server: LocalServer
+) -> None:
+    api.put("/secrets/API_KEY", json={"value": SECRET}, headers=AUTH)
+    step = {
+        "name": "call",
+        "action": "http.request",
+        "params": {"url": f"{http_server.url}/echo", "headers": {"X-Key": "{{ secrets.API_KEY }}"}},
+    }
+    task_id = create_task(api, [step])
+    # a worker without the key cannot open it, and says so
+    without = workers.start()
+    run = wait_run(api, run_now(api, task_id))
+    assert run["error"] == (
+        "step call (http.request): secret API_KEY: this worker has no CHIME_SECRET_KEY to open it"
+    )
+    without.kill()
+    without.wait(10)
+    # deleted since the task was saved: the step fails naming it
+    assert api.delete("/secrets/API_KEY", headers=AUTH).status_code == 204
+    workers.start(CHIME_SECRET_KEY=SECRET_KEY)
+    run = wait_run(api, run_now(api, task_id))
+    assert "secret API_KEY: no such secret" in run["error"]
+    assert http_server.recorder.requests == []
