@@ -39,6 +39,9 @@ AGENT_FILE = "dev-agent.json"
 ADMIN_FILE = "dev-admin-token"
 WORKERS = 2
 DASHBOARD_FALLBACK_PORT = 9181
+#: egress of ``chime dev`` when CHIME_HTTP_ALLOW is unset: the default (public addresses)
+#: plus loopback, so local webhook receivers are reachable
+DEV_HTTP_ALLOW = "public,127.0.0.0/8,::1,localhost"
 #: how long children get to finish after SIGTERM (a worker finishes its current step)
 STOP_GRACE_SECONDS = 10.0
 KILL_WAIT_SECONDS = 5.0
@@ -175,6 +178,9 @@ def run_dev(settings: Settings, out: IO[str] | None = None) -> int:
         env["PYTHONUNBUFFERED"] = "1"
         # a development machine: listen on loopback only, and guard the dashboard anyway
         env.setdefault("CHIME_HOST", "127.0.0.1")
+        # local webhook receivers are the point of a development machine
+        if not env.get("CHIME_HTTP_ALLOW", "").strip():
+            env["CHIME_HTTP_ALLOW"] = DEV_HTTP_ALLOW
         admin_token = settings.admin_token or dev_admin_token(data_dir)
         env["CHIME_ADMIN_TOKEN"] = admin_token
         keys = Keys(settings.key_prefix)
@@ -299,6 +305,7 @@ def _banner(
         f"  dashboard  http://localhost:{dash_port}  (user admin, password: the admin token)",
         f"  listening  on {host} only" if host == "127.0.0.1" else f"  listening  on {host}",
         f"  scheduler  1 process; workers: {WORKERS} processes",
+        _egress_line(settings),
         f"  redis      {mask_url(redis_url)}  ({where})",
     ]
     if minted_admin is not None:
@@ -326,6 +333,15 @@ def _banner(
     with_lock = "\n".join(lines) + "\n"
     out.write(with_lock)
     out.flush()
+
+
+def _egress_line(settings: Settings) -> str:
+    if settings.http_allow is None:
+        return (
+            "  egress     http.request reaches public addresses and, for local receivers, "
+            "loopback (127.0.0.0/8, ::1, localhost)"
+        )
+    return f"  egress     http.request reaches CHIME_HTTP_ALLOW={','.join(settings.http_allow)}"
 
 
 # -- processes ------------------------------------------------------------------------------

@@ -34,8 +34,11 @@ class Settings:
     #: when set, ``GET /metrics`` needs ``Authorization: Bearer <this token>``
     metrics_token: str | None = None
     max_body_bytes: int = 1024 * 1024
-    #: host patterns ``http.request`` may reach; None: every host but link-local/metadata ones
+    #: what ``http.request`` may reach (host globs, IP literals, CIDR blocks, ``public``);
+    #: None: the default, public addresses only (``workers/egress.py`` reads it)
     http_allow: tuple[str, ...] | None = None
+    #: the key secrets (and webhook signing keys) are encrypted with; None: no secrets
+    secret_key: str | None = None
     run_history: int = 100
     #: a concurrency slot whose holder stops renewing frees after this long
     semaphore_lease_seconds: float = 60.0
@@ -69,6 +72,7 @@ class Settings:
             metrics_token=_token(e, "CHIME_METRICS_TOKEN"),
             max_body_bytes=_int(e, "CHIME_MAX_BODY_BYTES", d.max_body_bytes, 1, 1 << 30),
             http_allow=_patterns(e.get("CHIME_HTTP_ALLOW")),
+            secret_key=_secret_key(e),
             run_history=_int(e, "CHIME_RUN_HISTORY", d.run_history, 1, 100_000),
             semaphore_lease_seconds=_float(
                 e, "CHIME_SEMAPHORE_LEASE_SECONDS", d.semaphore_lease_seconds, 0.1, 86400
@@ -224,7 +228,41 @@ def _proxies(raw: str | None) -> tuple[str, ...] | None:
     return entries
 
 
+#: a host glob of CHIME_HTTP_ALLOW: letters, digits, ``-``, ``_``, dots and the glob ``*?[]!``
+_HOST_GLOB = re.compile(r"^[a-z0-9*?\[\]!._-]+$")
+
+
 def _patterns(raw: str | None) -> tuple[str, ...] | None:
+    """``CHIME_HTTP_ALLOW``: host globs, IP literals, CIDR blocks and ``public``, lowercased;
+    None (unset) is the default policy. Anything else stops the process naming the entry."""
     if raw is None or not raw.strip():
         return None
-    return tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    entries = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    for entry in entries:
+        if "/" in entry or ":" in entry or entry.startswith("["):
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"CHIME_HTTP_ALLOW: {entry[:60]!r} is not a host glob, an IP address or a "
+                    "CIDR block (no scheme, port or path)"
+                ) from None
+        elif not _HOST_GLOB.match(entry):
+            raise ConfigError(
+                f"CHIME_HTTP_ALLOW: {entry[:60]!r} is not a host glob, an IP address or a "
+                "CIDR block"
+            )
+    return entries
+
+
+#: the shortest CHIME_SECRET_KEY accepted: the key behind every stored secret
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("CHIME_SECRET_KEY") or "").strip()
+    if not raw:
+        return None
+    if len(raw) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"CHIME_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
+    return raw

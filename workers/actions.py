@@ -9,6 +9,8 @@ and one ``@action("name")`` function here.
 """
 
 import asyncio
+import hashlib
+import hmac
 import inspect
 import json
 import logging
@@ -21,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import msgspec
 
+from app import clock
 from app.core.actions import (
     ACTION_PARAMS,
     ActionParams,
@@ -30,8 +33,9 @@ from app.core.actions import (
     LogParams,
     SleepParams,
 )
+from app.core.masking import Masker
 from app.core.task import Run, Task
-from app.logs import is_sensitive, mask_headers
+from app.logs import mask_headers
 from app.settings import Settings
 from workers.egress import EgressPolicy, EgressRefused, egress_policy
 from workers.runlog import mask_url
@@ -44,6 +48,9 @@ MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: headers every request carries, set by the worker over any given in params
 RUN_HEADERS = ("Chime-Run-Id", "Chime-Task-Id", "Chime-Attempt")
+#: the webhook signature, on every request of an agent that has a signing key
+SIGNATURE_HEADER = "Chime-Signature"
+_OURS = frozenset(h.lower() for h in (*RUN_HEADERS, SIGNATURE_HEADER))
 
 #: (name, data) -> the step's output; bound by the job to the store's emit_event
 Emit = Callable[[str, dict[str, Any]], Awaitable[Any]]
@@ -70,6 +77,11 @@ class StepContext:
     #: the process's ``http.request`` client (pooled, pinned to checked addresses)
     http: httpx.AsyncClient | None = None
     policy: EgressPolicy | None = None
+    #: the agent's webhook signing key; ``signing_error`` when it has one that cannot be used
+    signing_key: str | None = None
+    signing_error: str | None = None
+    #: masks the run's secret values in what an action logs or passes on
+    mask: Masker = field(default_factory=Masker)
     started: float = field(default_factory=time.monotonic)
 
     def remaining(self) -> float:
@@ -134,21 +146,38 @@ def _decode_body(raw: bytes, encoding: str | None) -> Any:
 
 
 def run_headers(ctx: StepContext, given: dict[str, str]) -> dict[str, str]:
-    """The step's headers with Chime's own (run, task, attempt) set over any of the same name."""
+    """The step's headers with Chime's own (run, task, attempt) set over any of the same name;
+    a ``Chime-Signature`` the step gives is dropped (only the worker signs)."""
     ours = {
         "Chime-Run-Id": ctx.run.id,
         "Chime-Task-Id": ctx.task.id,
         "Chime-Attempt": str(ctx.attempt),
     }
-    lowered = {k.lower() for k in ours}
-    headers = {k: v for k, v in given.items() if k.lower() not in lowered}
+    headers = {k: v for k, v in given.items() if k.lower() not in _OURS}
     headers.update(ours)
     return headers
 
 
+def signature(key: str, timestamp: int, body: bytes) -> str:
+    """``t=<timestamp>,v1=<hex HMAC-SHA256(key, "<timestamp>.<body>")>``."""
+    mac = hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def _signed(ctx: StepContext, headers: dict[str, str], content: bytes | None) -> dict[str, str]:
+    """``headers`` plus the signature of this exact body, when the agent has a key."""
+    if ctx.signing_error is not None:
+        raise StepFailed(ctx.signing_error)
+    if ctx.signing_key is None:
+        return headers
+    now = clock.now_ms() // 1000
+    return {**headers, SIGNATURE_HEADER: signature(ctx.signing_key, now, content or b"")}
+
+
 @action("http.request")
 async def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]:
-    """One HTTP request; redirects are followed by hand so every hop passes the egress check."""
+    """One HTTP request; redirects are followed by hand so every hop passes the egress check,
+    and a hop to another origin carries none of the step's headers and no body."""
     if ctx.http is None:
         raise StepFailed("http.request is not available in this process")
     policy = ctx.policy or egress_policy(ctx.settings)
@@ -163,9 +192,13 @@ async def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]
         content = p.body.encode()
     for hop in range(MAX_REDIRECTS + 1):
         try:
-            policy.check_url(url)
+            url = policy.check_url(url)
             request = ctx.http.build_request(
-                method, url, headers=headers, content=content, timeout=ctx.remaining()
+                method,
+                url,
+                headers=_signed(ctx, headers, content),
+                content=content,
+                timeout=ctx.remaining(),
             )
             response = await ctx.http.send(request, stream=True)
         except EgressRefused as exc:
@@ -181,11 +214,17 @@ async def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]
                 if hop == MAX_REDIRECTS:
                     raise StepFailed(f"more than {MAX_REDIRECTS} redirects")
                 target = urljoin(url, location)
+                status = response.status_code
+                to_get = status == 303 or (status in (301, 302) and method == "POST")
                 if not _same_origin(url, target):
-                    headers = {k: v for k, v in headers.items() if not is_sensitive(k)}
-                if response.status_code == 303 or (
-                    response.status_code in (301, 302) and method == "POST"
-                ):
+                    # another origin gets none of the step's headers and never its body
+                    if content is not None and not to_get:
+                        raise StepFailed(
+                            f"refused: a {status} redirect to another origin "
+                            f"({mask_url(target)}) would send the {method} body there"
+                        )
+                    headers = run_headers(ctx, {})
+                if to_get:
                     method = "GET" if method != "HEAD" else method
                     content = None
                     headers = {
@@ -220,8 +259,9 @@ async def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]
 
 @action("log")
 def log(p: LogParams, ctx: StepContext) -> str:
-    logger.info("step.log", extra={"task_id": ctx.task.id, "run_id": ctx.run.id, "text": p.message})
-    return p.message
+    message = ctx.mask.text(p.message)
+    logger.info("step.log", extra={"task_id": ctx.task.id, "run_id": ctx.run.id, "text": message})
+    return message
 
 
 @action("sleep")
@@ -235,7 +275,8 @@ async def sleep(p: SleepParams, ctx: StepContext) -> dict[str, Any]:
 async def event_emit(p: EventEmitParams, ctx: StepContext) -> Any:
     if ctx.emit is None:
         raise StepFailed("event.emit is not available in this process")
-    return await ctx.emit(p.name, p.data)
+    # the event is stored on the runs it starts: a secret value never travels in it
+    return await ctx.emit(ctx.mask.text(p.name), ctx.mask(p.data))
 
 
 @action("fail")

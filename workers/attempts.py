@@ -32,7 +32,7 @@ import redis.asyncio
 
 from app import clock
 from app.core.errors import PipelineError
-from app.core.pipeline import load_pipeline
+from app.core.pipeline import load_pipeline, secret_names
 from app.core.task import Run, Task
 from app.settings import Settings
 from app.store import connection, stats
@@ -50,6 +50,7 @@ from app.store.runs import (
     start_runs,
 )
 from app.store.scripts import ErrorCode, ScriptError
+from app.store.secrets import load_credentials
 from workers.actions import Emit
 from workers.egress import EgressPolicy, Resolve, egress_policy, make_client, resolve_host
 from workers.pipeline import PipelineResult, run_pipeline
@@ -199,6 +200,15 @@ async def execute_attempt(rt: Runtime, attempt: Attempt) -> PipelineResult:
         return PipelineResult(succeeded=False, steps=[], error=f"invalid pipeline: {exc}")
     emitter = rt.deps.emitter or store_emitter
     try:
+        # one round trip, only for a pipeline that reads secrets or may sign a request
+        credentials = await load_credentials(
+            rt.client,
+            rt.keys,
+            rt.settings,
+            run.agent_id,
+            [name for _, name in secret_names(task.payload)],
+            signing=any(s.action == "http.request" for s in pipeline.steps),
+        )
         return await run_pipeline(
             pipeline,
             task,
@@ -209,6 +219,7 @@ async def execute_attempt(rt: Runtime, attempt: Attempt) -> PipelineResult:
             http=rt.http,
             policy=rt.policy,
             stop=attempt.lost,
+            credentials=credentials,
         )
     except Exception as exc:
         logger.exception("run.crashed", extra={"run_id": run.id})

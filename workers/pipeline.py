@@ -7,7 +7,12 @@ failing step fails the attempt and the steps after it are ``skipped``.
 
 Keeping the loop free: rendering the templates of a large pipeline (or one fed by a large earlier
 output) is Python code that can take long, so it runs on a thread, where the interpreter hands
-the loop its turn every few milliseconds; smaller ones render inline.
+the loop its turn every few milliseconds; smaller ones render inline. Rendering stops as soon as
+a step's params would pass ``RENDER_LIMIT`` (``app/core/templating.py``).
+
+Secrets: the run's :class:`Credentials` give ``{{ secrets.NAME }}`` its values and the
+``http.request`` signing key. Every step's output and error is masked (``app/core/masking.py``)
+before it is kept or offered to later steps' templates, so no value reaches the run record.
 """
 
 import asyncio
@@ -22,10 +27,12 @@ import msgspec
 from app import clock
 from app.core.actions import ACTION_PARAMS, ActionParams
 from app.core.errors import PipelineError
+from app.core.masking import Masker
 from app.core.pipeline import Pipeline, Step
 from app.core.task import Run, Task
-from app.core.templating import TemplateError, render
+from app.core.templating import TemplateError, render, secret_refs
 from app.settings import Settings
+from app.store.secrets import Credentials
 from workers.actions import Emit, StepContext, StepFailed, call_action
 from workers.egress import EgressPolicy
 
@@ -45,13 +52,16 @@ class PipelineResult:
     error: str | None = None
 
 
-def template_context(task: Task, run: Run, attempt: int) -> dict[str, Any]:
+def template_context(
+    task: Task, run: Run, attempt: int, secrets: dict[str, str] | None = None
+) -> dict[str, Any]:
     event = run.event
     return {
         "task": {"id": task.id},
         "run": {"id": run.id, "attempt": attempt, "scheduled_for": clock.iso(run.scheduled_for)},
         "event": {"name": event.get("name"), "data": event.get("data") or {}} if event else None,
         "steps": {},
+        "secrets": dict(secrets or {}),
     }
 
 
@@ -66,10 +76,13 @@ async def run_pipeline(
     http: httpx.AsyncClient | None = None,
     policy: EgressPolicy | None = None,
     stop: asyncio.Event | None = None,
+    credentials: Credentials | None = None,
 ) -> PipelineResult:
     """Execute every step; ``stop`` (set when the attempt lost its lease) skips the rest."""
     number = attempt or run.attempt
-    context = template_context(task, run, number)
+    creds = credentials or Credentials()
+    mask = Masker(creds.secrets.values())
+    context = template_context(task, run, number, creds.secrets)
     large = len(msgspec.json.encode(task.payload)) > INLINE_RENDER_BYTES
     records: list[dict[str, Any]] = []
     error: str | None = None
@@ -92,8 +105,11 @@ async def run_pipeline(
             emit=emit,
             http=http,
             policy=policy,
+            signing_key=creds.signing_key,
+            signing_error=creds.signing_error,
+            mask=mask,
         )
-        output, step_error, kept = await _run_step(step, context, ctx, large)
+        output, step_error, kept = await _run_step(step, context, ctx, large, creds.unavailable)
         duration_ms = round((time.monotonic() - ctx.started) * 1000)
         started_ms = clock.now_ms() - duration_ms
         record.update(
@@ -114,30 +130,47 @@ async def run_pipeline(
 
 
 async def _run_step(
-    step: Step, context: dict[str, Any], ctx: StepContext, large: bool
+    step: Step,
+    context: dict[str, Any],
+    ctx: StepContext,
+    large: bool,
+    unavailable: dict[str, str],
 ) -> tuple[Any, str | None, dict[str, Any] | None]:
-    """(output, error, the output as stored) of one step; the step's clock starts before its
-    params are rendered, as the step's ``started_at`` says."""
+    """(output, error, the output as stored) of one step, secrets masked; the step's clock
+    starts before its params are rendered, as the step's ``started_at`` says."""
+    for _, name in secret_refs(step.params, "params") if unavailable else ():
+        if name in unavailable:
+            return None, f"secret {name}: {unavailable[name]}", None
+    output, error = await _execute(step, context, ctx, large)
+    if ctx.mask:
+        output = ctx.mask(output)
+        error = None if error is None else ctx.mask.text(error)
+    kept = stored_output(output) if output is not None else None
+    return output, error, kept
+
+
+async def _execute(
+    step: Step, context: dict[str, Any], ctx: StepContext, large: bool
+) -> tuple[Any, str | None]:
     try:
         if large:
             typed = await asyncio.to_thread(_params, step, context)
         else:
             typed = _params(step, context)
     except _BadParams as exc:
-        return None, str(exc), None
+        return None, str(exc)
     output: Any = None
     error: str | None = None
     try:
         async with asyncio.timeout(ctx.remaining()):
             output = await call_action(step.action, typed, ctx)
     except TimeoutError:
-        return None, f"timed out after {ctx.timeout:g}s", None
+        return None, f"timed out after {ctx.timeout:g}s"
     except StepFailed as exc:
         output, error = exc.output, str(exc)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-    kept = stored_output(output) if output is not None else None
-    return output, error, kept
+    return output, error
 
 
 class _BadParams(Exception):

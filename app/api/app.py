@@ -18,6 +18,8 @@ from app.api.health import HealthController
 from app.api.metrics import metrics
 from app.api.openapi import finish
 from app.api.runs import RunController
+from app.api.secrets import SecretController
+from app.api.signing import SigningKeyController
 from app.api.tasks import TaskController
 from app.settings import Settings, get_settings
 from app.store import connection
@@ -53,6 +55,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RunController,
             EventController,
             AgentController,
+            SigningKeyController,
+            SecretController,
             HealthController,
             metrics,
         ],

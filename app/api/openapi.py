@@ -47,7 +47,11 @@ ERRORS: Mapping[int, tuple[str, type[msgspec.Struct]]] = {
     404: ("no such resource, or one that belongs to another agent", Error),
     409: ("the task's status forbids this change; `extra.status` is that status", Conflict),
     413: ("the body is over CHIME_MAX_BODY_BYTES", Error),
-    503: ("Redis is unreachable: retry later", Error),
+    503: (
+        "Redis is unreachable (retry later), or a setting the operation needs is not set "
+        "(`detail` names it)",
+        Error,
+    ),
 }
 #: the errors of every operation: a query parameter it does not declare is a 400
 EVERY = (400,)
@@ -58,8 +62,11 @@ WITH_BODY = (400, 413)
 
 _TEMPLATES = (
     "Strings in params may hold templates: {{ task.id }}, {{ run.id }}, {{ run.attempt }}, "
-    "{{ run.scheduled_for }}, {{ event.name }}, {{ event.data.FIELD }} and "
-    "{{ steps.NAME.output.FIELD }} (NAME an earlier step); any other root is refused."
+    "{{ run.scheduled_for }}, {{ event.name }}, {{ event.data.FIELD }}, "
+    "{{ steps.NAME.output.FIELD }} (NAME an earlier step) and {{ secrets.NAME }} (a secret "
+    "of the task's agent, which must exist; its value is masked as *** wherever it could "
+    "surface); any other root is refused. Params nest at most 32 levels; a step's params, "
+    "rendered, are at most 10 MiB."
 )
 
 

@@ -28,10 +28,12 @@ from app.api.schemas import (
     task_out,
 )
 from app.core.errors import Conflict, Forbidden
+from app.core.pipeline import secret_names
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.taskspec import TaskSpec, changed_fields, new_task, spec_fields
 from app.store import history, stats
 from app.store.enqueue import dequeue_runs, enqueue_runs
+from app.store.secrets import check_secrets_exist
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -90,6 +92,7 @@ class TaskController(Controller):
         if not api.caller.is_admin and str(spec.created_by) != api.caller.agent_id:
             raise Forbidden("created_by must be your own agent id")
         task = new_task(spec, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
+        check_secrets_exist(api.client, api.keys, task.created_by, secret_names(task.payload))
         stored, created = api.store.create(task, idempotency_key)
         return Response(
             task_out(stored),
@@ -143,6 +146,9 @@ class TaskController(Controller):
         if task.status == TaskStatus.CANCELED:
             raise Conflict("update", task.status)
         changes = changed_fields(task, given)
+        if "payload" in changes:
+            refs = secret_names(changes["payload"])
+            check_secrets_exist(api.client, api.keys, task.created_by, refs)
         return task_out(api.store.update(task_id, changes, api.caller.agent_id))
 
     @post(

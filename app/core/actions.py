@@ -13,6 +13,7 @@ only makes sense on a final value (a URL's scheme) is skipped while the string h
 and the worker validates again after rendering.
 """
 
+import re
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -29,6 +30,65 @@ _METHOD_PATTERN = (
     + ")$"
 )
 _HTTP_STATUS = {"minimum": 100, "maximum": 599}
+
+#: headers that frame or route a request: the client sets them, a step may not
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+        "http2-settings",
+    }
+)
+#: any header starting with this is refused too (Proxy-Authorization, Proxy-Connection, ...)
+FORBIDDEN_HEADER_PREFIX = "proxy-"
+#: a header name: an RFC 9110 token
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: what a header value may not hold (it would end the header's line)
+_LINE_BREAK = "[\\r\\n\\u0000]"
+
+
+def _ci(word: str) -> str:
+    """A case-insensitive JSON Schema pattern for ``word`` (JSON Schema has no flags)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+#: the names refused, as a JSON Schema pattern (a line break anywhere is refused too)
+_FORBIDDEN_PATTERN = (
+    "^(("
+    + "|".join(_ci(h) for h in sorted(FORBIDDEN_HEADERS))
+    + ")$|"
+    + _ci(FORBIDDEN_HEADER_PREFIX)
+    + ")|"
+    + _LINE_BREAK
+)
+#: how ``headers`` is documented: token names, none of the forbidden ones, one-line values
+_HEADER_NAMES_SCHEMA = {
+    "propertyNames": {"pattern": _HEADER_NAME.pattern, "not": {"pattern": _FORBIDDEN_PATTERN}},
+}
+HeaderValue = Annotated[str, msgspec.Meta(extra_json_schema={"not": {"pattern": _LINE_BREAK}})]
+
+
+def check_headers(headers: dict[str, str]) -> None:
+    """Refuse a header a step may not set, naming it: a framing or routing header, a name that
+    is not a token, a value that would break the request's lines."""
+    for name, value in headers.items():
+        lowered = name.lower()
+        if not _HEADER_NAME.fullmatch(name):
+            raise PipelineError(f"headers.{name}", "not a valid header name")
+        if lowered in FORBIDDEN_HEADERS or lowered.startswith(FORBIDDEN_HEADER_PREFIX):
+            raise PipelineError(
+                f"headers.{name}",
+                "frames or routes the request: the client sets it, a step may not",
+            )
+        if re.search(_LINE_BREAK, value):
+            raise PipelineError(f"headers.{name}", "a value may not hold CR, LF or NUL")
 
 
 class ActionParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -69,7 +129,15 @@ class HttpRequestParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
             extra_json_schema={"format": "http-url"},
         ),
     ]
-    headers: dict[str, str] = {}
+    headers: Annotated[
+        dict[str, HeaderValue],
+        msgspec.Meta(
+            description="sent as given, after Chime's own; framing and routing headers (Host, "
+            "Content-Length, Transfer-Encoding, Connection, Upgrade, TE, Trailer, Proxy-*, ...) "
+            "are refused",
+            extra_json_schema=_HEADER_NAMES_SCHEMA,
+        ),
+    ] = {}
     json: (
         Annotated[Any, msgspec.Meta(description="a JSON body; not with body")] | msgspec.UnsetType
     ) = msgspec.UNSET
@@ -87,6 +155,7 @@ class HttpRequestParams(ActionParams, kw_only=True, forbid_unknown_fields=True):
             raise PipelineError("method", f"must be one of {', '.join(sorted(HTTP_METHODS))}")
         if not TEMPLATE.search(self.url):
             check_url(self.url)
+        check_headers(self.headers)
         if self.json is not msgspec.UNSET and self.body is not None:
             raise PipelineError("body", "give json or body, not both")
         codes = self.expect_status

@@ -7,7 +7,11 @@ create time, never a failure at run time. Limits:
   ``steps.NAME.output``) and unique within the pipeline;
 - ``action`` is a key of ``ACTION_PARAMS``; ``params`` (default ``{}``) must fit its struct;
 - ``timeout_seconds`` defaults to 30 and must be in (0, 3600];
+- ``params`` nest at most 32 levels (the params object is level 1);
 - templates name a known root, and ``steps.NAME`` an EARLIER step.
+
+Which secrets a pipeline reads (``{{ secrets.NAME }}``) is :func:`secret_names`; that they exist
+is the store's to check, since it depends on the agent.
 """
 
 import re
@@ -18,9 +22,11 @@ import msgspec
 from app.core import wholenumbers
 from app.core.actions import ACTION_PARAMS, ActionParams
 from app.core.errors import PipelineError
-from app.core.templating import check_value
+from app.core.templating import check_value, secret_refs
 
 MAX_STEPS = 50
+#: how deep params may nest (objects and lists), the params object being level 1
+MAX_PARAMS_DEPTH = 32
 DEFAULT_STEP_TIMEOUT = 30.0
 MAX_STEP_TIMEOUT = 3600.0
 STEP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -115,6 +121,7 @@ def _parse_step(raw: object, path: str, earlier: frozenset[str]) -> Step:
     params = raw.get("params", {})
     if not isinstance(params, dict):
         raise PipelineError(f"{path}.params", "must be an object")
+    check_depth(params, f"{path}.params")
     check_value(params, earlier, f"{path}.params")
     typed = parse_params(action, params, f"{path}.params")
     try:
@@ -122,6 +129,34 @@ def _parse_step(raw: object, path: str, earlier: frozenset[str]) -> Step:
     except PipelineError as exc:
         raise PipelineError(f"{path}.params.{exc.field}", exc.reason) from None
     return Step(name=name, action=action, params=params, timeout_seconds=float(timeout))
+
+
+def check_depth(value: Any, path: str, limit: int = MAX_PARAMS_DEPTH) -> None:
+    """Refuse objects and lists nested deeper than ``limit`` levels, naming the first container
+    past it; iterative, so no depth of input can exhaust the stack."""
+    todo: list[tuple[Any, str, int]] = [(value, path, 1)]
+    while todo:
+        node, where, level = todo.pop()
+        if level > limit:
+            raise PipelineError(where, f"nested deeper than {limit} levels")
+        if isinstance(node, dict):
+            todo += [(v, f"{where}.{k}", level + 1) for k, v in node.items() if _container(v)]
+        elif isinstance(node, list):
+            todo += [(v, f"{where}[{i}]", level + 1) for i, v in enumerate(node) if _container(v)]
+
+
+def _container(value: Any) -> bool:
+    return isinstance(value, dict | list)
+
+
+def secret_names(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(field, NAME)`` of every ``{{ secrets.NAME }}`` in a stored or parsed payload's params,
+    in order; ``field`` is the dotted path a 400 names."""
+    refs: list[tuple[str, str]] = []
+    for i, step in enumerate(payload.get("steps") or []):
+        if isinstance(step, dict):
+            refs += secret_refs(step.get("params") or {}, f"payload.steps[{i}].params")
+    return refs
 
 
 def _locate(message: str) -> tuple[str, str]:

@@ -30,6 +30,10 @@ P:agent:<agent_id>                    hash    a minted agent: name, token_sha256
 P:agents                              zset    minted agent ids by created_at
 P:token:<sha256 of token>             string  agent id of a minted token
 P:idem:<agent>:<idempotency_key>      string  task id created under that key (24 h)
+P:secrets:<agent_id>                  hash    the agent's secrets: name -> JSON {sealed,
+                                              updated_at}; values sealed (``app/crypto.py``)
+P:signing:<agent_id>                  string  the agent's webhook signing key, sealed when
+                                              CHIME_SECRET_KEY is set (``app/store/secrets.py``)
 P:stats                               hash    counters for /metrics
 ====================================  ======  ==================================================
 
@@ -102,3 +106,9 @@ class Keys:
 
     def idempotency(self, agent: str, key: str) -> str:
         return f"{self.p}:idem:{agent}:{key}"
+
+    def secrets(self, agent: str) -> str:
+        return f"{self.p}:secrets:{agent}"
+
+    def signing_key(self, agent: str) -> str:
+        return f"{self.p}:signing:{agent}"

@@ -21,6 +21,7 @@ AGENT_B = "bbbbbbbb-0000-4000-8000-000000000002"
 TOKEN_A = "token-of-agent-a"
 TOKEN_B = "token-of-agent-b"
 ADMIN_TOKEN = "the-admin-token-of-tests"
+SECRET_KEY = "the-secret-key-of-tests-0123456789abcdef"
 A = {"Authorization": f"Bearer {TOKEN_A}"}
 B = {"Authorization": f"Bearer {TOKEN_B}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

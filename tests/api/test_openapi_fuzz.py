@@ -33,7 +33,7 @@ from app.api.app import create_app
 from app.core.taskspec import TaskSpec, new_task
 from app.settings import Settings
 from app.store.tasks import TaskStore
-from tests.api.conftest import ADMIN_TOKEN, AGENT_A, AGENT_B, TOKEN_A, TOKEN_B
+from tests.api.conftest import ADMIN_TOKEN, AGENT_A, AGENT_B, SECRET_KEY, TOKEN_A, TOKEN_B
 
 schemathesis.openapi.format(
     "cron",
@@ -73,6 +73,9 @@ def fuzz_app(redis_url: str) -> Any:
                 "REDIS_URL": redis_url,
                 "CHIME_AGENT_TOKENS": f"{AGENT_A}:{TOKEN_A},{AGENT_B}:{TOKEN_B}",
                 "CHIME_ADMIN_TOKEN": ADMIN_TOKEN,
+                # secrets configured, as a deployment that offers them (503 is a server fault
+                # to the fuzzer; the refusal without the key is tested in test_secrets.py)
+                "CHIME_SECRET_KEY": SECRET_KEY,
             }
         )
     )

@@ -77,6 +77,8 @@ def test_dev_runs_a_task_end_to_end_stops_cleanly_and_keeps_tasks(tmp_path: Path
         dash = httpx.get(dash_url, auth=("admin", admin), timeout=5)
         assert "chime-p5" in {q["name"] for q in dash.json()["queues"]}
         assert "listening  on 127.0.0.1 only" in dev.text()
+        # local receivers are reachable, and the banner says so
+        assert "loopback (127.0.0.0/8, ::1, localhost)" in dev.text()
         assert listening_addresses(port) == {"127.0.0.1"}
         assert listening_addresses(port + 1) == {"127.0.0.1"}
 

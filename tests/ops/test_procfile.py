@@ -58,7 +58,12 @@ def test_honcho_runs_the_procfile_and_a_task_runs_end_to_end(
             "-p",
             str(port),
         ],
-        chime_env(REDIS_URL=redis_url, CHIME_ADMIN_TOKEN=ADMIN_TOKEN),
+        chime_env(
+            REDIS_URL=redis_url,
+            CHIME_ADMIN_TOKEN=ADMIN_TOKEN,
+            # the hook listens on loopback, which the default egress policy refuses
+            CHIME_HTTP_ALLOW="127.0.0.0/8",
+        ),
         ROOT,
     )
     base = f"http://127.0.0.1:{port}"

@@ -39,5 +39,10 @@ def test_documented_defaults_are_the_code_defaults() -> None:
     }.items():
         shown = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
         assert table[name].startswith(f"`{shown}`"), (name, table[name], shown)
-    for unset in ("CHIME_AGENT_TOKENS", "CHIME_ADMIN_TOKEN", "CHIME_HTTP_ALLOW"):
+    for unset in (
+        "CHIME_AGENT_TOKENS",
+        "CHIME_ADMIN_TOKEN",
+        "CHIME_HTTP_ALLOW",
+        "CHIME_SECRET_KEY",
+    ):
         assert table[unset].startswith("(none")

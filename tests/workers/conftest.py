@@ -183,6 +183,9 @@ def sink() -> Iterator[AsyncSink]:
 # -- real `chime worker` processes ------------------------------------------------------
 
 CHIME = str(Path(sys.executable).with_name("chime"))
+#: the worker tests' sinks listen on loopback, which the default egress policy refuses: every
+#: worker here is given the allowlist that opens it, as an operator would
+LOOPBACK = "127.0.0.0/8"
 
 
 class Workers:
@@ -199,6 +202,7 @@ class Workers:
             **os.environ,
             "REDIS_URL": self.redis_url,
             "CHIME_LOG_LEVEL": "WARNING",
+            "CHIME_HTTP_ALLOW": LOOPBACK,
             **env,
         }
         log = (self.tmp / f"worker-{len(self.procs)}.log").open("wb")
@@ -237,6 +241,12 @@ def rq_client(redis_url: str) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    """The session's settings with loopback opened for ``http.request`` (see LOOPBACK)."""
+    return Settings.from_env({"REDIS_URL": redis_url, "CHIME_HTTP_ALLOW": LOOPBACK})
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from app.core.pipeline import parse_pipeline
 from app.settings import Settings
-from tests.workers.conftest import LocalServer
+from tests.workers.conftest import LOOPBACK, LocalServer
 from tests.workers.factories import make_run, make_task
 from tests.workers.sink import AsyncSink
 from tests.workers.test_actions import http, run_steps
@@ -152,9 +152,10 @@ def test_a_timed_out_step_closes_its_connection(sink: AsyncSink) -> None:
     )
 
     async def go() -> tuple[Any, int, bool]:
-        policy = egress_policy(Settings())
+        settings = Settings(http_allow=(LOOPBACK,))
+        policy = egress_policy(settings)
         async with make_client(policy, 10) as client:
-            result = await run_pipeline(pipeline, task, run, Settings(), http=client, policy=policy)
+            result = await run_pipeline(pipeline, task, run, settings, http=client, policy=policy)
             transport = client._transport
             assert isinstance(transport, PinnedTransport)
             open_now = transport.connections()
@@ -199,9 +200,10 @@ def test_a_large_templated_json_body_renders_off_the_loop(sink: AsyncSink) -> No
         beat = asyncio.create_task(ticker())
         await asyncio.sleep(0.01)
         before = ticks
-        policy = egress_policy(Settings())
+        settings = Settings(http_allow=(LOOPBACK,))
+        policy = egress_policy(settings)
         async with make_client(policy, 10) as client:
-            result = await run_pipeline(pipeline, task, run, Settings(), http=client, policy=policy)
+            result = await run_pipeline(pipeline, task, run, settings, http=client, policy=policy)
         during = ticks - before
         running = False
         await beat
