@@ -22,6 +22,7 @@ from app.core.schedules.wallclock import GapRule, WallClockSchedule
 from app.core.status import ScheduleKind
 
 _LAST_YEAR = datetime.max.year
+_LAST_SECOND = datetime.max.replace(microsecond=0)
 #: possible lengths of each month, over the 400-year cycle
 _MONTH_LENGTHS = {
     m: ((28, 29) if m == 2 else (calendar.monthrange(2001, m)[1],)) for m in range(1, 13)
@@ -94,6 +95,8 @@ class CronSchedule(WallClockSchedule):
     def _next_wall(
         self, after: datetime, bound: datetime | None, budget: Budget
     ) -> datetime | None:
+        if after >= _LAST_SECOND:
+            return None
         start = after.replace(microsecond=0) + timedelta(seconds=1)
         year, month, day = start.year, start.month, start.day
         second = start.hour * 3600 + start.minute * 60 + start.second
