@@ -68,8 +68,10 @@ class RRuleSchedule(WallClockSchedule):
         self._memo: dict[int, int | None] = {}
         #: the last occurrence allowed (UNTIL, or the COUNT-th), absolute seconds
         self.last: int | None = None if spec.until is None else abs_seconds(spec.until)
-        self.first_wall = None if self._never() else self.search(self.start - 1, None, budget)
-        if spec.count is not None and self.first_wall is not None:
+        first = None if self._never() else self.search(self.start - 1, None, budget)
+        #: the first occurrence, absolute seconds; None when the rule never fires
+        self.first_occurrence = None if first is None or first > (self.last or first) else first
+        if spec.count is not None and self.first_occurrence is not None:
             self.last = count_last(self, spec.count, budget)
 
     # -- construction ----------------------------------------------------------------------------
@@ -103,8 +105,8 @@ class RRuleSchedule(WallClockSchedule):
             bounds.append(len(days.monthdays) * months)
         if days.yeardays is not None:
             bounds.append(len(days.yeardays) * (2 if freq is Freq.WEEKLY else 1))
-        if days.weeknos is not None:
-            bounds.append(7 * len(days.weeknos))
+        if days.weeknos is not None:  # and up to 3 days each of the weeks around the year
+            bounds.append(7 * len(days.weeknos) + 6)
         return min(bounds)
 
     def _build_fine(
@@ -338,7 +340,7 @@ class RRuleSchedule(WallClockSchedule):
     def _next_wall(
         self, after: datetime, bound: datetime | None, budget: Budget
     ) -> datetime | None:
-        if self.first_wall is None:
+        if self.first_occurrence is None:
             return None
         lower = abs_seconds(after)
         if self.last is not None and lower >= self.last:
@@ -363,9 +365,9 @@ class RRuleSchedule(WallClockSchedule):
     def probe(self, budget: Budget) -> None:
         """Search from points spread over the rule's life, so that a rule whose next occurrence
         is too costly to find somewhere is refused now rather than when it gets there."""
-        if self.first_wall is None:
+        if self.first_occurrence is None:
             return
-        low = self.first_wall
+        low = self.first_occurrence
         high = self.last if self.last is not None else LAST_ORDINAL * DAY
         for i in range(PROBES + 1):
             point = low + (high - low) * i // PROBES

@@ -203,6 +203,12 @@ def test_weekly_bysetpos_with_count_from_a_sunday() -> None:
     assert schedule.next_after(utc(2026, 1, 8)) == utc(2026, 1, 14, 9)
 
 
+def test_bysetpos_counts_the_days_of_week_1_at_the_end_of_the_year_before() -> None:
+    # 2024 starts on a Monday, and 30 and 31 December 2024 are in week 1 of 2025: nine days
+    schedule = rule("DTSTART:20200101T000000Z\nRRULE:FREQ=YEARLY;BYWEEKNO=1;BYSETPOS=9")
+    assert schedule.next_after(utc(2020, 1, 1)) == utc(2024, 12, 31)
+
+
 @pytest.mark.parametrize(
     ("expr", "says"),
     [
