@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from app.core.errors import ScheduleTooSlow
 
-#: Steps one computation may take unless told otherwise: about 35 ms of CPU here at worst.
-DEFAULT_STEPS = 20_000
+#: Steps one computation may take unless told otherwise: about 20 ms of CPU here at worst.
+DEFAULT_STEPS = 15_000
 #: CPU seconds one computation may take unless told otherwise.
 DEFAULT_SECONDS = 0.05
 #: The deadline is read once per this many steps, so a short computation never reads it.
