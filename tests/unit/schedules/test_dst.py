@@ -15,11 +15,16 @@ The nights used, all from the tz database:
 - Asia/Kathmandu (+05:45) 1986-01-01: 00:00 (+05:30) jumps to 00:15 (+05:45) at 18:30Z.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.core.schedules import Budget
+from app.core.schedules.budget import unlimited
+from tests.unit.schedules.reference import Plain
 from tests.unit.schedules.support import chain, cron, once, rule, utc
 
 SIX_HOURS = timedelta(hours=6)
@@ -258,3 +263,52 @@ def test_a_fixed_45_minute_offset() -> None:
         2026, 5, 1, 3, 15
     )
     assert once("2026-05-01T09:00:00", KATHMANDU).first(utc(2026, 1, 1)) == utc(2026, 5, 1, 3, 15)
+
+
+NIGHTS = [
+    ("Europe/Chisinau", datetime(2026, 3, 29)),
+    ("Europe/Chisinau", datetime(2026, 10, 25)),
+    (LORD_HOWE, datetime(2026, 10, 4)),
+    (LORD_HOWE, datetime(2026, 4, 5)),
+    (CHATHAM, datetime(2026, 9, 27)),
+    (CHATHAM, datetime(2026, 4, 5)),
+    (KATHMANDU, datetime(1986, 1, 1)),
+    ("Pacific/Apia", datetime(2011, 12, 30)),  # a whole day skipped
+]
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(
+    night=st.sampled_from(NIGHTS),
+    freq=st.sampled_from(["MINUTELY", "HOURLY", "DAILY"]),
+    interval=st.sampled_from([1, 5, 7, 15, 30, 45, 90]),
+    byminute=st.sampled_from(["", ";BYMINUTE=0", ";BYMINUTE=15,45", ";BYMINUTE=10"]),
+    offset=st.integers(0, 86_399),
+    queries=st.lists(st.floats(0, 1), min_size=5, max_size=5),
+)
+def test_random_rules_through_dst_nights_follow_the_rrule_rules(
+    night: tuple[str, datetime],
+    freq: str,
+    interval: int,
+    byminute: str,
+    offset: int,
+    queries: list[float],
+) -> None:
+    """Plain expansion of the wall times, each read with fold=0 (a missing one with the offset
+    before the gap, a repeated one as its first instance), sorted and without repeats."""
+    zone, day = night
+    tz = ZoneInfo(zone)
+    start = day - timedelta(days=1) + timedelta(seconds=offset)
+    text = f"FREQ={freq};INTERVAL={1 if freq == 'DAILY' else interval}{byminute}"
+    schedule = rule(f"DTSTART;TZID={zone}:{start:%Y%m%dT%H%M%S}\nRRULE:{text}", zone)
+    walls = Plain(start, text).expand(day + timedelta(days=2))
+    instants = sorted({w.replace(tzinfo=tz).astimezone(UTC) for w in walls})
+    begin = start.replace(tzinfo=tz).astimezone(UTC) - timedelta(hours=1)
+    end = (day + timedelta(days=2)).replace(tzinfo=tz).astimezone(UTC) - timedelta(hours=2)
+    expected = [x for x in instants if begin < x <= end]
+    assert schedule.between(begin, end, 10_000, unlimited()) == expected
+    for fraction in queries:
+        at = begin + (end - begin) * fraction
+        after = [x for x in expected if x > at]
+        if after:
+            assert schedule.next_after(at) == after[0], at
