@@ -1,9 +1,10 @@
 """COUNT: the rule's COUNT-th occurrence, found once when the rule is built.
 
-Occurrences are counted in bulk where every passing day carries the same times of day (INTERVAL
-1 without BYSETPOS, or a sub-daily FREQ whose INTERVAL divides the day): then a whole year
-counts at one step. Otherwise they are counted per period (coarse FREQ) or per day (sub-daily),
-never one occurrence at a time.
+Never one occurrence at a time. Where every in-phase period is alike (DAILY or sub-daily rules
+that keep every day and period, WEEKLY rules limited by weekdays alone) it is arithmetic. Where
+every passing day fires at the same times of day (INTERVAL 1 without BYSETPOS, or a sub-daily
+FREQ whose INTERVAL divides the day), a whole year counts at one step. Otherwise occurrences are
+counted per period (coarse FREQ) or per day (sub-daily).
 """
 
 from collections.abc import Sequence
