@@ -21,6 +21,14 @@ class ScheduleError(ValidationError):
     """An invalid schedule expression or timezone."""
 
 
+class ScheduleTooSlow(ScheduleError):
+    """Computing an occurrence took more than its budget of work: the rule is too sparse or too
+    costly to compute within the bound, so it is refused (at create) or cut off (later)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("schedule_expr", reason)
+
+
 class PipelineError(ValidationError):
     """A payload that is not a valid pipeline (unknown action, bad params, duplicate names)."""
 

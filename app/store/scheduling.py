@@ -1,5 +1,6 @@
 """The scheduler's Redis operations: claims with leases, occurrence commits, delayed-run
-release, the outbox sweep; and the plan of what one due occurrence turns into.
+release, the outbox sweep. What one due occurrence turns into is planned in
+``app/core/planning.py``; the commit here applies that plan.
 
 Each operation is one Lua script (``lua/claim_due.lua``, ``commit_occurrence.lua``,
 ``release_claims.lua``, ``release_delayed.lua``, ``sweep_outbox.lua``). The functions that
@@ -7,109 +8,27 @@ build a script call take an optional pipeline, so the scheduler sends a whole ba
 in one round trip; ``parse_*`` turn each reply into a record.
 """
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
 
-from app import clock
-from app.core.schedules import parse_schedule
-from app.core.status import MisfirePolicy, ScheduleKind
+from app.core.planning import MAX_CATCH_UP as MAX_CATCH_UP  # re-exported for callers
+from app.core.planning import MAX_SKIP_COUNT as MAX_SKIP_COUNT
+from app.core.planning import Plan, occurrence_run_id
+from app.core.planning import plan_occurrence as plan_occurrence
 from app.core.task import Task
 from app.settings import Settings
 from app.store import scripts
 from app.store.keys import Keys
 from app.store.scripts import ErrorCode
 
-#: At most this many runs for the occurrences missed during one outage (``run_all``).
-MAX_CATCH_UP = 100
-#: Missed occurrences are counted up to this many for the ``misfires_skipped`` counter.
-MAX_SKIP_COUNT = 1000
-_RUN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "chime:scheduled-run")
-
 Schedule = Literal["due", "delayed"]
-
-
-def occurrence_run_id(task_id: str, occurrence_ms: int) -> str:
-    """The run id of a task's scheduled occurrence: the same whoever commits it, how often."""
-    return str(uuid.uuid5(_RUN_NAMESPACE, f"{task_id}:{occurrence_ms}"))
 
 
 def ms(seconds: float) -> int:
     return round(seconds * 1000)
-
-
-# -- planning --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What committing one due occurrence does."""
-
-    #: the occurrence (the task's ``next_run_at``)
-    occurrence: int
-    #: ``scheduled_for`` of each run to create (empty when the misfire policy skips)
-    runs: tuple[int, ...]
-    #: the task's next occurrence, None when the schedule has none after this one
-    next_run_at: int | None
-    #: ``once``: no next occurrence leaves the task active until its run ends
-    mode: Literal["repeat", "once"]
-    #: the snoozed occurrence fires: the snooze ends
-    clear_snooze: bool
-    #: occurrences dropped by the misfire policy (counted up to ``MAX_SKIP_COUNT``)
-    skipped: int = 0
-
-
-def plan_occurrence(task: Task, now_ms: int, misfire_grace_ms: int) -> Plan:
-    """Decide the runs of ``task``'s due occurrence and its next one.
-
-    On time (within the misfire grace) the occurrence gets one run and the schedule goes on
-    from it; a snoozed occurrence goes on from the snoozed time, so occurrences inside the
-    snooze are skipped. An occurrence later than the grace was missed while no scheduler ran
-    and the task's misfire policy applies: ``run_once`` one catch-up run, then the first
-    occurrence after now; ``skip`` no run, then the first occurrence not yet missed (one
-    inside the grace still runs); ``run_all`` a run for each missed occurrence (at most
-    ``MAX_CATCH_UP``), then the first after now. Lateness counts from when the occurrence
-    became due or from the task's last change, whichever is later: a ``once`` task created for
-    a time already past is not a misfire.
-    """
-    occ = task.next_run_at
-    if occ is None:
-        raise ValueError(f"task {task.id} has no next_run_at")
-    schedule = parse_schedule(
-        task.schedule_kind, task.schedule_expr, task.timezone, clock.from_ms(task.created_at)
-    )
-    mode: Literal["repeat", "once"] = (
-        "once" if task.schedule_kind == ScheduleKind.ONCE else "repeat"
-    )
-    clear_snooze = task.snoozed_until is not None and task.snoozed_until <= occ
-
-    def after(t: int) -> int | None:
-        found = schedule.next_after(clock.from_ms(t))
-        return None if found is None else clock.to_ms(found)
-
-    def count_between(start: int, end: int) -> int:
-        if end <= start:
-            return 0
-        return len(schedule.between(clock.from_ms(start), clock.from_ms(end), MAX_SKIP_COUNT))
-
-    late = now_ms - max(occ, task.updated_at) > misfire_grace_ms
-    if not late:
-        return Plan(occ, (occ,), after(occ), mode, clear_snooze)
-    if task.misfire_policy == MisfirePolicy.SKIP:
-        cutoff = now_ms - misfire_grace_ms
-        skipped = 1 + count_between(occ, cutoff)
-        return Plan(occ, (), after(cutoff), mode, clear_snooze, skipped)
-    if task.misfire_policy == MisfirePolicy.RUN_ALL:
-        missed = schedule.between(clock.from_ms(occ), clock.from_ms(now_ms), MAX_CATCH_UP - 1)
-        runs = (occ, *(clock.to_ms(m) for m in missed))
-        skipped = 0
-        if len(runs) == MAX_CATCH_UP:
-            skipped = count_between(runs[-1], now_ms)
-        return Plan(occ, runs, after(now_ms), mode, clear_snooze, skipped)
-    return Plan(occ, (occ,), after(now_ms), mode, clear_snooze, count_between(occ, now_ms))
 
 
 # -- claims ----------------------------------------------------------------------------------

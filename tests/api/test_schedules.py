@@ -43,8 +43,9 @@ def at(stamp: str) -> str:
             "Europe/Paris",
             "2026-11-29T09:00:00+01:00",
         ),
-        # without DTSTART the rule starts at creation, in the task's timezone
-        ("rrule", "RRULE:FREQ=HOURLY;INTERVAL=2", "UTC", "2026-11-28T15:37:10+00:00"),
+        # without DTSTART the rule starts at creation, in the task's timezone, and the creation
+        # instant is its first occurrence when it matches the rule
+        ("rrule", "RRULE:FREQ=HOURLY;INTERVAL=2", "UTC", "2026-11-28T13:37:10+00:00"),
         (
             "rrule",
             "DTSTART;TZID=America/New_York:20200101T080000\nRRULE:FREQ=DAILY",

@@ -27,15 +27,16 @@ def walk_night(
     end: int,
     expr: str,
     zone: str,
+    kind: str = "cron",
 ) -> list[int]:
     """Create the task at ``start`` and pass through to ``end``; the runs' scheduled times."""
     clock.shift(start - clock.now_ms())
-    task = create(store, schedule_expr=expr, timezone=zone)
+    task = create(store, schedule_kind=kind, schedule_expr=expr, timezone=zone)
     now = start
     while now < end:
         nxt = store.get(task.id).next_run_at
-        assert nxt is not None
-        now = min(nxt, now + QUARTER)
+        assert nxt is not None or kind == "once"  # a once task has none after its run
+        now = now + QUARTER if nxt is None else min(nxt, now + QUARTER)
         clock.shift(now - clock.now_ms())
         scheduler.run_once()
     runs = runs_of(store.r, store.keys, task.id)
@@ -104,3 +105,28 @@ def test_an_hourly_task_through_the_fall_back_night_runs_each_local_hour_once(
         utc(2026, 10, 25, 3, 0),
     ]
     assert r.zcard(keys.claims) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "expr"),
+    [
+        ("rrule", "DTSTART;TZID=Europe/Berlin:20260301T023000\nRRULE:FREQ=DAILY"),
+        ("once", "2026-03-29T02:30:00"),
+    ],
+)
+def test_rrule_and_once_read_the_missing_local_time_with_the_offset_before_the_gap(
+    store: TaskStore, make_scheduler: Callable[..., Scheduler], kind: str, expr: str
+) -> None:
+    scheduler = make_scheduler()
+    got = walk_night(
+        store,
+        scheduler,
+        utc(2026, 3, 28, 12, 0),
+        utc(2026, 3, 30, 12, 0),
+        expr,
+        "Europe/Berlin",
+        kind,
+    )
+    # 02:30 does not exist in Berlin on 2026-03-29: read at +01:00 it is 03:30 CEST (01:30 UTC)
+    first = utc(2026, 3, 29, 1, 30)
+    assert got == ([first, utc(2026, 3, 30, 0, 30)] if kind == "rrule" else [first])

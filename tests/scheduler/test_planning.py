@@ -1,4 +1,5 @@
-"""plan_occurrence: what one due occurrence turns into (pure: no Redis, no clock)."""
+"""plan_occurrence (app/core/planning.py): what one due occurrence turns into (pure: no Redis,
+no clock)."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -6,8 +7,10 @@ from typing import Any
 import pytest
 
 from app import clock
+from app.core.errors import ScheduleTooSlow
+from app.core.planning import MAX_CATCH_UP, Plan, occurrence_run_id, plan_occurrence
+from app.core.schedules import Budget
 from app.core.task import Task
-from app.store.scheduling import MAX_CATCH_UP, Plan, occurrence_run_id, plan_occurrence
 from tests.scheduler.support import make_task
 
 MIN = 60_000
@@ -129,3 +132,24 @@ def test_run_ids_depend_only_on_task_and_occurrence() -> None:
 def test_a_task_without_next_run_at_has_nothing_to_plan() -> None:
     with pytest.raises(ValueError):
         plan_occurrence(make_task(next_run_at=None), T0, GRACE)
+
+
+def test_a_plan_is_cut_off_by_its_budget() -> None:
+    """Every computation of one plan shares one budget: the scheduler can bound a task's plan
+    (and pause that task) instead of stalling the others."""
+    task = task_at(
+        T0,
+        schedule_kind="rrule",
+        schedule_expr="DTSTART:20000101T000000Z\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",
+    )
+    assert plan_occurrence(task, T0, GRACE).next_run_at == clock.to_ms(
+        datetime(2028, 2, 29, tzinfo=UTC)
+    )
+    with pytest.raises(ScheduleTooSlow):
+        plan_occurrence(task, T0, GRACE, Budget(steps=1, seconds=None))
+
+
+def test_the_store_still_offers_the_plan() -> None:
+    from app.store import scheduling
+
+    assert scheduling.plan_occurrence is plan_occurrence and scheduling.Plan is Plan
