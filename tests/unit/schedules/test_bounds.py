@@ -8,6 +8,7 @@ time with a message that says why; a budget passed to a query cuts it off with
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from app.core.errors import ScheduleError, ScheduleTooSlow
 from app.core.schedules import Budget
 from app.core.schedules.budget import DEFAULT_STEPS
-from app.core.taskspec import new_task
+from app.core.taskspec import TaskSpec, new_task
 from tests.unit.schedules.support import NOW, chain, cron, rule, schedule_error, utc
 
 SPARSE = "FREQ=SECONDLY;BYMONTH=12;BYMONTHDAY=1;BYDAY=TU;BYHOUR=4;BYMINUTE=38;BYSECOND=0"
@@ -65,8 +66,9 @@ def test_creating_a_task_with_such_a_rule_is_a_validation_error() -> None:
         "payload": {"steps": [{"name": "a", "action": "log", "params": {"message": "x"}}]},
         "created_by": "00000000-0000-4000-8000-000000000001",
     }
+    spec = msgspec.convert(fields, TaskSpec)
     with pytest.raises(ScheduleError) as info:
-        new_task(fields, task_id="t1", now_ms=1_700_000_000_000)
+        new_task(spec, task_id="t1", now_ms=1_700_000_000_000)
     assert info.value.field == "schedule_expr"
 
 
