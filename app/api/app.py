@@ -18,6 +18,7 @@ from app.api.health import HealthController
 from app.api.metrics import metrics
 from app.api.openapi import finish
 from app.api.runs import RunController
+from app.api.schedules import PreviewController, UpcomingController
 from app.api.secrets import SecretController
 from app.api.signing import SigningKeyController
 from app.api.tasks import TaskController
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             TaskController,
+            UpcomingController,
+            PreviewController,
             RunController,
             EventController,
             AgentController,
