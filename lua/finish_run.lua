@@ -2,7 +2,8 @@
 -- retry (in the delayed set at its backoff time, attempt + 1) while attempts are left and the
 -- task is not canceled, else `failed` (`canceled` when the task was canceled meanwhile). The
 -- run's concurrency slot is released and handed to waiting runs. A `once` task whose
--- scheduled run ended becomes `completed` here, in the same step.
+-- scheduled run ended becomes `completed` here, in the same step. A run that ends (not a retry)
+-- is announced on the channel named like its key, its status the message.
 -- Also used to recover an attempt whose worker died: ARGV[12] = '1' requires that its
 -- heartbeat lease lapsed.
 --
@@ -98,6 +99,7 @@ if status == 'pending' then
 else
   redis.call('HSET', run_key, 'status', status, 'finished_at', now)
   redis.call('HDEL', run_key, 'next_attempt_at')
+  redis.call('PUBLISH', run_key, status)
   if err ~= '' then
     redis.call('HSET', run_key, 'error', err)
   else

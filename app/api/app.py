@@ -17,7 +17,7 @@ from app.api.events import EventController
 from app.api.health import HealthController
 from app.api.metrics import metrics
 from app.api.openapi import finish
-from app.api.runs import RunController
+from app.api.runs import RunController, close_run_waiter
 from app.api.schedules import PreviewController, UpcomingController
 from app.api.secrets import SecretController
 from app.api.signing import SigningKeyController
@@ -46,9 +46,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         {"settings": settings, "chime_keys": Keys(settings.key_prefix), "redis": client, "rq": rq}
     )
 
-    def close_clients() -> None:
+    async def close_clients(app: Litestar) -> None:
         client.close()
         rq.close()
+        await close_run_waiter(app.state)
 
     app = Litestar(
         route_handlers=[

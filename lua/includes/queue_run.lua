@@ -2,7 +2,8 @@
 --
 -- chime_queue_run(run_key, outbox_key, dedupe_key, dedupe_window_ms, run_id, now, grace_ms)
 --   dedupe_key: '' when the task has none. With one, SET NX PX claims the window for this run;
---   a window held by another run ends this run `deduped`, naming the holder in `error`.
+--   a window held by another run ends this run `deduped`, naming the holder in `error`, and
+--   announces it on the channel named like the run's key (message: 'deduped').
 --   Otherwise the run becomes `queued` and enters the outbox, scored by the time after which
 --   the scheduler enqueues it again if nobody confirmed it on RQ.
 --   Returns 'queued' or 'deduped'.
@@ -17,6 +18,7 @@ local function chime_queue_run(run_key, outbox_key, dedupe_key, dedupe_window_ms
         redis.call('HSET', run_key, 'status', 'deduped', 'finished_at', now,
           'error', 'deduped: run ' .. holder .. ' holds the dedupe window')
         redis.call('HDEL', run_key, 'next_attempt_at')
+        redis.call('PUBLISH', run_key, 'deduped')
         return 'deduped'
       end
       if not holder then
