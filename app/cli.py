@@ -307,7 +307,8 @@ def cmd_tasks_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 def task_json(task: Task) -> dict[str, Any]:
     """A task as the API shows it: times in RFC 3339, internal fields left out."""
-    out = {f: getattr(task, f) for f in task.__struct_fields__ if f != "sched_version"}
+    internal = ("sched_version", "next_occurrence")
+    out = {f: getattr(task, f) for f in task.__struct_fields__ if f not in internal}
     for name in _TIME_FIELDS:
         out[name] = clock.iso(out[name])
     return out

@@ -11,13 +11,14 @@
 -- ARGV[4]  next_run_at (ms), or '' for none (an event task, or a used-up schedule)
 -- ARGV[5]  new status: 'active' or 'completed'
 -- ARGV[6]  wake channel
+-- ARGV[7]  the nominal occurrence next_run_at fires for when jitter moved it, '' otherwise
 -- Returns {'ok'}; {-1, 'task'} no such task; {-2, status} not paused; {-3, ...} stale snapshot.
 
 -- @include "includes/task_common.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
 local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
-local next_run_at, new_status, wake = ARGV[4], ARGV[5], ARGV[6]
+local next_run_at, new_status, wake, next_occurrence = ARGV[4], ARGV[5], ARGV[6], ARGV[7] or ''
 
 local err = chime_check_snapshot(task_key, expected_status, expected_version)
 if err then
@@ -30,8 +31,12 @@ local task_id = redis.call('HGET', task_key, 'id')
 redis.call('HSET', task_key, 'status', new_status, 'updated_at', now)
 redis.call('HINCRBY', task_key, 'sched_version', 1)
 chime_move_indexes(task_key, task_id)
+redis.call('HDEL', task_key, 'next_occurrence')
 if next_run_at ~= '' and new_status == 'active' then
   redis.call('HSET', task_key, 'next_run_at', next_run_at)
+  if next_occurrence ~= '' then
+    redis.call('HSET', task_key, 'next_occurrence', next_occurrence)
+  end
   chime_set_due(due_key, wake, task_id, next_run_at)
 end
 return {'ok'}

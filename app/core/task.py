@@ -34,6 +34,7 @@ class Task(msgspec.Struct, kw_only=True):
     retry_delay_seconds: float = 10.0
     retry_max_delay_seconds: float = 3600.0
     misfire_policy: str = MisfirePolicy.RUN_ONCE.value
+    jitter_seconds: int = 0
     status: str = TaskStatus.ACTIVE.value
     next_run_at: int | None = None
     last_run_at: int | None = None
@@ -42,13 +43,15 @@ class Task(msgspec.Struct, kw_only=True):
     created_at: int
     updated_at: int
     run_count: int = 0
+    #: the nominal occurrence ``next_run_at`` fires for, when jitter moved it (else None)
+    next_occurrence: int | None = None
     #: bumped by every change that owns the task's place in ``due`` (schedule change, snooze,
     #: pause, resume, cancel); a scheduler commit made against an older version is dropped
     sched_version: int = 0
 
 
 #: Changing any of these recomputes ``next_run_at``.
-SCHEDULE_FIELDS = frozenset({"schedule_kind", "schedule_expr", "timezone"})
+SCHEDULE_FIELDS = frozenset({"schedule_kind", "schedule_expr", "timezone", "jitter_seconds"})
 
 
 class Run(msgspec.Struct, kw_only=True):

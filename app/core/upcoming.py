@@ -20,12 +20,13 @@ DEFAULT_COUNT = 10
 def upcoming(task: Task, now_ms: int, misfire_grace_ms: int, count: int) -> list[int]:
     """Up to ``count`` instants (epoch ms) at which ``task`` will start a scheduled run.
 
-    One instant per run the scheduler's plan makes: the occurrence it fires for (an occurrence
-    already due shows its own time: it fires at once; one missed while no scheduler ran shows
-    what its misfire policy gives: ``run_all`` each caught-up occurrence, ``skip`` none; the
-    plans after it start from ``now_ms``). A task that is not active, or has no next
-    occurrence, has none. Each occurrence is computed within its own default :class:`Budget`,
-    as the scheduler computes it: the answer costs at most ``count`` budgets.
+    One instant per run the scheduler's plan makes: the instant its occurrence fires, jitter
+    included (an occurrence already due shows that instant: it fires at once; one missed while
+    no scheduler ran gets what its misfire policy gives: ``run_all`` one run per caught-up
+    occurrence, all at that instant, ``skip`` none; the plans after it start from
+    ``now_ms``). A task that is not active, or has no next occurrence, has none. Each
+    occurrence is computed within its own default :class:`Budget`, as the scheduler computes
+    it: the answer costs at most ``count`` budgets.
     """
     if count < 1:
         raise ValueError("count must be positive")
@@ -34,13 +35,13 @@ def upcoming(task: Task, now_ms: int, misfire_grace_ms: int, count: int) -> list
     found: list[int] = []
     current = task
     while len(found) < count and current.next_run_at is not None:
-        occ = current.next_run_at
-        at = max(occ, now_ms)
-        plan = plan_occurrence(current, at, misfire_grace_ms, Budget())
-        found.extend(plan.runs)
+        fire = current.next_run_at
+        plan = plan_occurrence(current, max(fire, now_ms), misfire_grace_ms, Budget())
+        found.extend(fire for _ in plan.runs)
         current = msgspec.structs.replace(
             current,
             next_run_at=plan.next_run_at,
+            next_occurrence=plan.next_occurrence,
             snoozed_until=None if plan.clear_snooze else current.snoozed_until,
         )
     return found[:count]

@@ -15,6 +15,7 @@ import redis
 
 from app import clock
 from app.core.errors import Conflict, NotFound, ValidationError
+from app.core.jitter import placed
 from app.core.schedules import parse_schedule
 from app.core.status import TASK_FINAL, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
@@ -94,7 +95,7 @@ class TaskStore:
         """Store a new task (``next_run_at`` filled in here); with an idempotency key, a repeat
         by the same agent within 24 h returns the first task and ``False``."""
         now = task.created_at
-        task.next_run_at = first_run_at(task, now)
+        task.next_run_at, task.next_occurrence = placed(task, first_run_at(task, now))
         if task.next_run_at is None and task.schedule_kind != "event":
             task.status = TaskStatus.COMPLETED.value
         idem_key = (
@@ -145,7 +146,9 @@ class TaskStore:
             if any(f in given and given[f] != getattr(task, f) for f in SCHEDULE_FIELDS):
                 # a new schedule starts clean: a snooze of the old one does not carry over
                 given.update(snoozed_until=None, snooze_reason=None)
-                nxt = first_run_at(Task(**{**_as_dict(task), **given}), now)
+                changed = Task(**{**_as_dict(task), **given})
+                nxt, occurrence = placed(changed, first_run_at(changed, now))
+                given["next_occurrence"] = None if nxt is None else occurrence
                 due = "clear" if task.status == TaskStatus.PAUSED or nxt is None else nxt
                 if task.status != TaskStatus.PAUSED:
                     ends = nxt is None and given.get("schedule_kind", task.schedule_kind) != "event"
@@ -184,13 +187,18 @@ class TaskStore:
                 return None
             if task.status in TASK_FINAL:
                 raise Conflict("resume", task.status)
-            nxt = first_run_at(task, now)
+            nxt, occurrence = placed(task, first_run_at(task, now))
             ends = nxt is None and task.schedule_kind != "event"
             status = TaskStatus.COMPLETED.value if ends else TaskStatus.ACTIVE.value
             return (
                 "resume_task",
                 self._moving(task, status),
-                ["" if nxt is None else nxt, status, self.keys.wake],
+                [
+                    "" if nxt is None else nxt,
+                    status,
+                    self.keys.wake,
+                    "" if occurrence is None else occurrence,
+                ],
             )
 
         return self._transition(task_id, agent, plan)[0]

@@ -49,6 +49,7 @@ def test_tasks_list_filters_across_agents(
     assert page["total"] == 2
     assert page["items"][0]["created_at"].endswith("Z")
     assert "sched_version" not in page["items"][0]
+    assert "next_occurrence" not in page["items"][0]
 
     assert main(["tasks", "list", "--agent", a, "--json"]) == 0
     assert [t["id"] for t in json.loads(capsys.readouterr().out)["items"]] == [t1.id]
