@@ -2,8 +2,10 @@
 -- retry (in the delayed set at its backoff time, attempt + 1) while attempts are left and the
 -- task is not canceled, else `failed` (`canceled` when the task was canceled meanwhile). The
 -- run's concurrency slot is released and handed to waiting runs. A `once` task whose
--- scheduled run ended becomes `completed` here, in the same step. A run that ends (not a retry)
--- is announced on the channel named like its key, its status the message.
+-- scheduled run ended becomes `completed` here, in the same step. A failed attempt of a run
+-- whose cancel was requested (POST /runs/{id}/cancel) ends `canceled`, never retried. A run
+-- that ends (not a retry) is announced on the channel named like its key, its status the
+-- message.
 -- Also used to recover an attempt whose worker died: ARGV[12] = '1' requires that its
 -- heartbeat lease lapsed.
 --
@@ -46,7 +48,7 @@ local now, attempt, outcome, steps, err, retry_at, ckey, task_status_read, lease
 local wake = ARGV[13]
 
 local run = redis.call('HMGET', run_key, 'status', 'attempt', 'id', 'max_attempts', 'trigger',
-  'concurrency_key')
+  'concurrency_key', 'cancel_requested')
 if not run[1] then
   return {-1, 'run'}
 end
@@ -67,9 +69,12 @@ local task = redis.call('HMGET', task_key, 'id', 'status', 'schedule_kind', 'con
   'created_at')
 local task_status = task[2]
 
+local cancel_requested = run[7]
 local status
 if outcome == 'succeeded' then
   status = 'succeeded'
+elseif cancel_requested then
+  status = 'canceled'
 elseif tonumber(attempt) < tonumber(run[4] or '1') and task_status and task_status ~= 'canceled'
 then
   status = 'pending'

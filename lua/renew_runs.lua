@@ -8,9 +8,10 @@
 -- ARGV[2]      lease (ms)
 -- ARGV[2i+1]   attempt i's run id
 -- ARGV[2i+2]   the attempt number the caller runs (fence)
--- Returns {r1, ..., rn}: 1 when attempt i was renewed; 0 when it no longer runs (it finished,
--- or its lease lapsed so it counts as lost and is retried elsewhere): the caller should stop
--- its steps. Nothing is written for an attempt that answers 0.
+-- Returns {r1, ..., rn}: 1 when attempt i was renewed; 2 when it was renewed and its run's
+-- cancel was requested (the caller aborts it, as the cancel channel says); 0 when it no longer
+-- runs (it finished, or its lease lapsed so it counts as lost and is retried elsewhere): the
+-- caller should stop its steps. Nothing is written for an attempt that answers 0.
 
 local running_key = KEYS[1]
 local now, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -19,7 +20,7 @@ local out = {}
 for i = 1, (#KEYS - 1) / 2 do
   local run_key, sem_key = KEYS[2 * i], KEYS[2 * i + 1]
   local run_id, attempt = ARGV[2 * i + 1], ARGV[2 * i + 2]
-  local run = redis.call('HMGET', run_key, 'status', 'attempt')
+  local run = redis.call('HMGET', run_key, 'status', 'attempt', 'cancel_requested')
   local expiry = tonumber(redis.call('ZSCORE', running_key, run_id) or '0')
   if run[1] ~= 'running' or run[2] ~= attempt or expiry <= now then
     out[i] = 0
@@ -28,7 +29,7 @@ for i = 1, (#KEYS - 1) / 2 do
     if sem_key ~= run_key then
       redis.call('ZADD', sem_key, 'XX', now + lease_ms, run_id)
     end
-    out[i] = 1
+    out[i] = run[3] and 2 or 1
   end
 end
 return out

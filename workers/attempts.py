@@ -122,6 +122,8 @@ class Attempt:
     concurrency_key: str | None
     #: set when the attempt's lease was lost: the steps left are skipped
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set when the run's cancel was requested: the step in flight is aborted
+    canceled: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -220,6 +222,7 @@ async def execute_attempt(rt: Runtime, attempt: Attempt) -> PipelineResult:
             policy=rt.policy,
             stop=attempt.lost,
             credentials=credentials,
+            cancel=attempt.canceled,
         )
     except Exception as exc:
         logger.exception("run.crashed", extra={"run_id": run.id})

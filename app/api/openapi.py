@@ -47,7 +47,10 @@ ERRORS: Mapping[int, tuple[str, type[msgspec.Struct]]] = {
     401: ("no usable bearer token (missing, unknown or revoked)", Error),
     403: ("the token may not do this", Error),
     404: ("no such resource, or one that belongs to another agent", Error),
-    409: ("the task's status forbids this change; `extra.status` is that status", Conflict),
+    409: (
+        "the task's (or the run's) status forbids this change; `extra.status` is that status",
+        Conflict,
+    ),
     413: ("the body is over CHIME_MAX_BODY_BYTES", Error),
     503: (
         "Redis is unreachable (retry later), or a setting the operation needs is not set "

@@ -8,7 +8,7 @@ they take, so a waiting client holds no thread.
 from typing import Annotated, Any
 
 import anyio
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.params import FromPath, QueryParameter
 
 from app.api.auth import authenticate
@@ -18,7 +18,7 @@ from app.api.schemas import RunOut, run_out
 from app.api.waiter import RunWaiter
 from app.core.status import RUN_TERMINAL
 from app.core.task import Run
-from app.store import history
+from app.store import cancel, history
 
 #: the longest ``?wait=`` a client may ask for, in seconds
 MAX_WAIT = 60
@@ -54,6 +54,18 @@ class RunController(Controller):
     guards = (authenticate,)
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
+
+    @post(
+        "/{run_id:str}/cancel",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers({200: RunOut}, errors=(*AUTHED, 404, 409)),
+    )
+    def cancel_run(self, run_id: FromPath[str], api: ApiDep) -> RunOut:
+        """A pending or queued run ends ``canceled`` now; a running one is stopped by its
+        worker (its step aborted) and ends ``canceled`` within moments; terminal is a 409."""
+        cancel.cancel_run(api.client, api.rq, api.keys, api.settings, run_id, api.caller.agent_id)
+        return run_out(history.get_run(api.client, api.keys, run_id, api.caller.agent_id))
 
     @get("/{run_id:str}", opt=answers({200: RunOut}, errors=(*AUTHED, 404)))
     async def get_run(

@@ -15,7 +15,9 @@ P:idx:<agent|*>:<status|*>:<kind|*>   zset    task ids by created_at (ms); 8 per
 P:due                                 zset    active scheduled task ids by next_run_at (ms)
 P:claims                              zset    task ids claimed by a scheduler, by lease expiry
 P:wake                                pubsub  a scheduler wake-up: payload = the new due ms
+P:cancels                             pubsub  a running run to stop: payload = the run id
 P:run:<run_id>                        hash    one run
+P:run:<run_id>                        pubsub  the run ended: payload = its final status
 P:task:<task_id>:runs                 zset    run ids of a task by created_at (ms), capped
 P:delayed                             zset    pending run ids by release time (retry, snooze)
 P:delayed:claims                      zset    delayed run ids being released, by lease expiry
@@ -63,6 +65,7 @@ class Keys:
         self.due = f"{self.p}:due"
         self.claims = f"{self.p}:claims"
         self.wake = f"{self.p}:wake"
+        self.cancels = f"{self.p}:cancels"
         self.delayed = f"{self.p}:delayed"
         self.delayed_claims = f"{self.p}:delayed:claims"
         self.outbox = f"{self.p}:outbox"
