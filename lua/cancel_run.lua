@@ -18,18 +18,19 @@
 -- ARGV[5]  cancel channel (workers listen): message = the run id
 -- ARGV[6]  wake channel: a run handed a slot is due in the outbox now
 -- Returns {'canceled', previous status ('pending' or 'queued'), handed run_id, priority, ...}
--- with the runs handed the freed slot (to enqueue); {'stopping'} for a running run (again
+-- with the runs handed the freed slot or buffered behind this one (to enqueue); {'stopping'} for a running run (again
 -- when repeated); {-1, 'run'} no such run; {-2, status} the run is terminal already.
 
 -- @include "includes/semaphore.lua"
+-- @include "includes/overlap.lua"
 
 local run_key, delayed_key, outbox_key, fifo_key, sem_key, task_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, run_prefix, lease_ms, grace_ms, cancel_channel, wake =
   tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
 
-local run = redis.call('HMGET', run_key, 'status', 'id')
-local status, run_id = run[1], run[2]
+local run = redis.call('HMGET', run_key, 'status', 'id', 'overlap_buffered')
+local status, run_id, buffered = run[1], run[2], run[3]
 if not status then
   return {-1, 'run'}
 end
@@ -43,11 +44,23 @@ if status ~= 'pending' and status ~= 'queued' then
 end
 
 redis.call('HSET', run_key, 'status', 'canceled', 'finished_at', now, 'error', 'canceled')
-redis.call('HDEL', run_key, 'next_attempt_at', 'sem_handover')
+redis.call('HDEL', run_key, 'next_attempt_at', 'sem_handover', 'overlap_buffered')
 redis.call('ZREM', delayed_key, run_id)
 redis.call('ZREM', outbox_key, run_id)
 redis.call('PUBLISH', run_key, 'canceled')
 local out = {'canceled', status}
+if task_key ~= run_key then
+  if buffered then
+    if redis.call('HGET', task_key, 'overlap_buffered') == run_id then
+      redis.call('HDEL', task_key, 'overlap_buffered')
+    end
+  else
+    -- a run buffered behind this one (overlap_policy buffer_one) goes now
+    for _, v in ipairs(chime_overlap_release(task_key, run_prefix, outbox_key, now, grace_ms)) do
+      out[#out + 1] = v
+    end
+  end
+end
 if fifo_key ~= run_key then
   redis.call('LREM', fifo_key, 0, run_id)
 end

@@ -32,12 +32,14 @@
 -- ARGV[12] '1': only if the run's heartbeat lease lapsed (recovery), else '0'
 -- ARGV[13] wake channel: a retry that becomes the earliest delayed run wakes the schedulers
 -- Returns {status, completed (0/1), handed...} with the run's new status and {run_id,
--- priority, ...} of waiting runs handed the freed slot (to enqueue);
+-- priority, ...} of waiting runs handed the freed slot, and of a run buffered behind this one
+-- (overlap_policy buffer_one) that goes now (to enqueue);
 -- {-1, 'run'} no such run; {-3, '<status>:<attempt>'} the attempt is not running any more;
 -- {-3, 'alive'} recovery of a run whose lease has not lapsed; {-3, 'concurrency_key'} or
 -- {-3, 'task:<status>'} the caller's snapshot is stale (read again and retry).
 
 -- @include "includes/semaphore.lua"
+-- @include "includes/overlap.lua"
 
 local run_key, task_key, running_key, delayed_key, outbox_key, sem_key, fifo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -119,6 +121,13 @@ if ckey ~= '' then
   if task[1] then
     handed = chime_sem_fill(sem_key, fifo_key, tonumber(task[4] or '1'), now, lease_ms,
       outbox_key, grace_ms, run_prefix)
+  end
+end
+
+if status ~= 'pending' and task[1] then
+  -- a run buffered behind this one (overlap_policy buffer_one) goes now
+  for _, v in ipairs(chime_overlap_release(task_key, run_prefix, outbox_key, now, grace_ms)) do
+    handed[#handed + 1] = v
   end
 end
 

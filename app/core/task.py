@@ -7,6 +7,7 @@ import msgspec
 from app.core.status import (
     BackoffStrategy,
     MisfirePolicy,
+    OverlapPolicy,
     RunStatus,
     TaskStatus,
 )
@@ -34,6 +35,7 @@ class Task(msgspec.Struct, kw_only=True):
     retry_delay_seconds: float = 10.0
     retry_max_delay_seconds: float = 3600.0
     misfire_policy: str = MisfirePolicy.RUN_ONCE.value
+    overlap_policy: str = OverlapPolicy.ALLOW.value
     jitter_seconds: int = 0
     status: str = TaskStatus.ACTIVE.value
     next_run_at: int | None = None

@@ -20,7 +20,7 @@ from app import clock
 from app.core.errors import ValidationError
 from app.core.pipeline import parse_pipeline, pipeline_payload
 from app.core.schedules import EVENT_EXPR_MAX, parse_schedule
-from app.core.status import BackoffStrategy, MisfirePolicy, ScheduleKind
+from app.core.status import BackoffStrategy, MisfirePolicy, OverlapPolicy, ScheduleKind
 from app.core.task import Task
 
 TITLE_MAX = 200
@@ -134,6 +134,16 @@ class TaskSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     misfire_policy: Annotated[
         MisfirePolicy, Meta(description="what happens to occurrences missed while no scheduler ran")
     ] = MisfirePolicy.RUN_ONCE
+    overlap_policy: Annotated[
+        OverlapPolicy,
+        Meta(
+            description=(
+                "a new run while an earlier one is in progress: allow runs both, skip ends the "
+                "new one skipped, buffer_one makes it wait for the earlier one (a third is "
+                "skipped), cancel_running cancels the earlier one"
+            )
+        ),
+    ] = OverlapPolicy.ALLOW
     jitter_seconds: Annotated[
         int,
         Meta(
