@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from app.api.agents import AgentController
+from app.api.backfill import BackfillController
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.events import EventController
 from app.api.health import HealthController
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TaskController,
             UpcomingController,
             PreviewController,
+            BackfillController,
             RunController,
             EventController,
             AgentController,

@@ -41,6 +41,7 @@ class Trigger(StrEnum):
     SCHEDULE = "schedule"
     RUN_NOW = "run_now"
     EVENT = "event"
+    BACKFILL = "backfill"
 
 
 class ScheduleKind(StrEnum):

@@ -54,6 +54,7 @@ class ScriptMissing(ChimeError):
 #: every script Chime calls; the start-up check loads each, so a broken installation stops a
 #: process at once (a test keeps this list equal to the files of ``lua/``)
 NAMES = (
+    "backfill_runs",
     "cancel_run",
     "cancel_task",
     "claim_due",
