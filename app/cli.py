@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("task_id")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
+    p = tsub.add_parser(
+        "upcoming", help="the next fire times of a task, as the scheduler will fire them"
+    )
+    p.add_argument("task_id")
+    p.add_argument("--count", type=_count, default=10, help="1..100, default 10")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tasks_upcoming)
     return parser
 
 
@@ -279,6 +286,21 @@ def cmd_tasks_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_tasks_upcoming(args: argparse.Namespace, settings: Settings) -> int:
+    from app.core.upcoming import upcoming
+
+    with _client(settings) as client:
+        task = _tasks(client, settings).get(args.task_id)
+    grace = round(settings.misfire_grace_seconds * 1000)
+    items = [clock.iso(t) for t in upcoming(task, clock.now_ms(), grace, args.count)]
+    if args.json:
+        _print_json({"items": items})
+    else:
+        for item in items:
+            print(item)
+    return 0
+
+
 def cmd_tasks_pause(args: argparse.Namespace, settings: Settings) -> int:
     with _client(settings) as client:
         task = _tasks(client, settings).pause(args.task_id, None)
@@ -366,6 +388,13 @@ def _positive(raw: str) -> int:
     value = _non_negative(raw)
     if not 1 <= value <= 10_000:
         raise argparse.ArgumentTypeError("must be between 1 and 10000")
+    return value
+
+
+def _count(raw: str) -> int:
+    value = _positive(raw)
+    if value > 100:
+        raise argparse.ArgumentTypeError("must be between 1 and 100")
     return value
 
 

@@ -57,7 +57,15 @@ class RunWaiter:
         if entry is None:
             entry = self._channels[channel] = _Channel()
             self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
-            await self._pubsub.subscribe(channel)
+            try:
+                await self._pubsub.subscribe(channel)
+            except BaseException:
+                # nothing was subscribed: forget the channel, so the next waiter tries again
+                del self._channels[channel]
+                self._unconfirmed[channel] -= 1
+                if not self._unconfirmed[channel]:
+                    del self._unconfirmed[channel]
+                raise
             self._start_reader()
         entry.users += 1
         try:
