@@ -82,6 +82,7 @@ async def run_pipeline(
     stop: asyncio.Event | None = None,
     credentials: Credentials | None = None,
     cancel: asyncio.Event | None = None,
+    run_extra: dict[str, Any] | None = None,
 ) -> PipelineResult:
     """Execute every step; ``stop`` (set when the attempt lost its lease) skips the rest;
     ``cancel`` (set when the run's cancel was requested) aborts the step in flight too."""
@@ -89,6 +90,7 @@ async def run_pipeline(
     creds = credentials or Credentials()
     mask = Masker(creds.secrets.values())
     context = template_context(task, run, number, creds.secrets)
+    context["run"].update(run_extra or {})
     large = len(msgspec.json.encode(task.payload)) > INLINE_RENDER_BYTES
     records: list[dict[str, Any]] = []
     error: str | None = None

@@ -76,6 +76,7 @@ from workers.attempts import (
     execute_attempt,
     open_runtime,
     record_attempts,
+    run_on_failure,
     start_attempts,
 )
 from workers.pipeline import PipelineResult
@@ -121,6 +122,8 @@ class Flight:
 
     attempt: Attempt
     execution: rqstate.Execution
+    #: the run's status once the attempt was recorded
+    status: str | None = None
 
 
 class Worker:
@@ -416,6 +419,9 @@ class Worker:
         if self._recording is None or self._recording.done():
             self._recording = asyncio.create_task(self._record())
         await done
+        if flight.status == "failed":
+            # the last attempt failed: the pipeline's on_failure steps, once, on this slot
+            await run_on_failure(self.rt, flight.attempt, result)
 
     def _landed(self, task: "asyncio.Task[None]") -> None:
         self._tasks.discard(task)
@@ -449,6 +455,7 @@ class Worker:
         statuses = await record_attempts(self.rt, [(f.attempt, r) for f, r, _ in batch])
         ended: list[tuple[rqstate.Execution, str | None]] = []
         for (flight, _, _), status in zip(batch, statuses, strict=True):
+            flight.status = status if isinstance(status, str) else None
             error = None
             if isinstance(status, BaseException):
                 error = "".join(traceback.format_exception(status))

@@ -22,12 +22,12 @@ from litestar._openapi.plugin import OpenAPIPlugin  # the one way to the cached 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from app.api.schemas import BadRequest, Conflict, Error
 from app.core.actions import ACTION_PARAMS
 from app.core.errors import ValidationError
-from app.core.pipeline import DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT, MAX_STEPS
+from app.core.pipeline import DEFAULT_STEP_TIMEOUT, MAX_ON_FAILURE, MAX_STEP_TIMEOUT, MAX_STEPS
 from app.core.status import ScheduleKind
 from app.core.taskspec import EXAMPLES, SCHEDULE_EXPR, TaskSpec
 
@@ -312,8 +312,26 @@ def _pipeline_types() -> list[Any]:
                         description="run in order; the first failing step fails the attempt",
                     ),
                 ],
-            )
+            ),
+            (
+                "on_failure",
+                Annotated[
+                    list[step],  # type: ignore[valid-type]
+                    Meta(
+                        min_length=1,
+                        max_length=MAX_ON_FAILURE,
+                        description=(
+                            "run once after the last attempt of a run failed, in order; they "
+                            "may also read {{ run.error }} and {{ run.failed_step }}; their "
+                            "records go in the run's on_failure_steps"
+                        ),
+                    ),
+                ]
+                | UnsetType,
+                UNSET,
+            ),
         ],
+        kw_only=True,
         forbid_unknown_fields=True,
     )
     return [pipeline, *steps]

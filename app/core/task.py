@@ -72,5 +72,7 @@ class Run(msgspec.Struct, kw_only=True):
     error: str | None = None
     steps: list[dict[str, Any]] = msgspec.field(default_factory=list)
     event: dict[str, Any] | None = None
+    #: the records of ``payload.on_failure`` steps, once they ran after the last attempt
+    on_failure_steps: list[dict[str, Any]] | None = None
     priority: int = 5
     created_at: int

@@ -64,6 +64,7 @@ NAMES = (
     "finish_run",
     "pause_task",
     "pop_jobs",
+    "record_on_failure",
     "release_claims",
     "release_delayed",
     "renew_runs",
