@@ -28,16 +28,10 @@ if redis.call('EXISTS', task_key) == 1 then
   return {-4, task_id}
 end
 
-local fields = {}
-for i = 6, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
-redis.call('HSET', task_key, unpack(fields))
-local indexes = {}
+redis.call('HSET', task_key, unpack(ARGV, 6))
 for i = 4, 11 do
-  indexes[#indexes + 1] = KEYS[i]
+  redis.call('ZADD', KEYS[i], created_at, task_id)
 end
-chime_reindex({}, indexes, task_id, created_at)
 if next_run_at ~= '' then
   chime_set_due(due_key, wake, task_id, next_run_at)
 end

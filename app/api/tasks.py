@@ -93,7 +93,7 @@ class TaskController(Controller):
             raise Forbidden("created_by must be your own agent id")
         task = new_task(spec, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
         check_secrets_exist(api.client, api.keys, task.created_by, secret_names(task.payload))
-        stored, created = api.store.create(task, idempotency_key)
+        stored, created = api.store.create(task, idempotency_key, planned=True)
         return Response(
             task_out(stored),
             status_code=201 if created else 200,

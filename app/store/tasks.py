@@ -15,7 +15,7 @@ import redis
 
 from app import clock
 from app.core.errors import Conflict, NotFound, ValidationError
-from app.core.schedules import parse_schedule
+from app.core.planning import first_run_at, plan_new
 from app.core.status import TASK_FINAL, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
 from app.settings import Settings
@@ -27,23 +27,6 @@ IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 #: what a transition plan returns: (script, KEYS, ARGV after now/status/version), or None
 _Step = tuple[str, list[str], list[Any]] | None
 _RETRIES = 20
-
-
-def first_run_at(task: Task, now_ms: int) -> int | None:
-    """``next_run_at`` for a task that starts (or restarts) its schedule at ``now_ms``.
-
-    A snooze still in the future holds: the task does not run before ``snoozed_until``.
-    """
-    schedule = parse_schedule(
-        task.schedule_kind, task.schedule_expr, task.timezone, clock.from_ms(task.created_at)
-    )
-    first = schedule.first(clock.from_ms(now_ms))
-    if first is None:
-        return None
-    first_ms = clock.to_ms(first)
-    if task.snoozed_until is not None and first_ms < task.snoozed_until:
-        return task.snoozed_until
-    return first_ms
 
 
 class TaskStore:
@@ -90,13 +73,14 @@ class TaskStore:
 
     # -- creating --------------------------------------------------------------------------
 
-    def create(self, task: Task, idempotency_key: str | None = None) -> tuple[Task, bool]:
-        """Store a new task (``next_run_at`` filled in here); with an idempotency key, a repeat
-        by the same agent within 24 h returns the first task and ``False``."""
-        now = task.created_at
-        task.next_run_at = first_run_at(task, now)
-        if task.next_run_at is None and task.schedule_kind != "event":
-            task.status = TaskStatus.COMPLETED.value
+    def create(
+        self, task: Task, idempotency_key: str | None = None, *, planned: bool = False
+    ) -> tuple[Task, bool]:
+        """Store a new task, planned here (``next_run_at``, completed when nothing is left)
+        unless ``planned`` says :func:`app.core.taskspec.new_task` did; with an idempotency
+        key, a repeat by the same agent within 24 h returns the first task and ``False``."""
+        if not planned:
+            plan_new(task)
         idem_key = (
             self.keys.idempotency(task.created_by, idempotency_key)
             if idempotency_key
