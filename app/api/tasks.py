@@ -13,7 +13,7 @@ from litestar import Controller, Response, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter, RawBody
 
 from app import clock
-from app.api.auth import authenticate
+from app.api.auth import AUTHENTICATE
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import (
@@ -63,7 +63,7 @@ class TaskController(Controller):
 
     path = "/tasks"
     tags = ("tasks",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 
