@@ -110,7 +110,7 @@ async def run_pipeline(
             mask=mask,
         )
         output, step_error, kept = await _run_step(step, context, ctx, large, creds.unavailable)
-        duration_ms = round((time.monotonic() - ctx.started) * 1000)
+        duration_ms = clock.ms(time.monotonic() - ctx.started)
         started_ms = clock.now_ms() - duration_ms
         record.update(
             status="failed" if step_error is not None else "succeeded",

@@ -28,6 +28,7 @@ from app.core.task import Run, Task
 from app.settings import Settings
 from app.store import scripts
 from app.store.codec import from_hash
+from app.store.codec import text_or_none as _str
 from app.store.keys import Keys
 from app.store.scripts import ErrorCode, ScriptError
 from app.store.semaphore import slot_keys
@@ -237,7 +238,7 @@ def _finish_call(
             task.retry_max_delay_seconds,
             rand,
         )
-        retry_at = now + round(delay * 1000)
+        retry_at = now + clock.ms(delay)
     task_status = task.status if task is not None else ""
     run_key = keys.run(outcome.run_id)
     indexes = (
@@ -363,18 +364,12 @@ def _pairs(flat: Sequence[Any]) -> list[tuple[str, int]]:
     return [(_str(flat[i]) or "", int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
 
 
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _lease_ms(settings: Settings) -> int:
-    return round(settings.semaphore_lease_seconds * 1000)
+    return clock.ms(settings.semaphore_lease_seconds)
 
 
 def _grace_ms(settings: Settings) -> int:
-    return round(settings.enqueue_grace_seconds * 1000)
+    return clock.ms(settings.enqueue_grace_seconds)
 
 
 # -- batches on an asyncio client (the concurrent worker) -------------------------------------

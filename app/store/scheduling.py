@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import redis
 
+from app.clock import ms as ms  # re-exported for the scheduler
 from app.core.planning import MAX_CATCH_UP as MAX_CATCH_UP  # re-exported for callers
 from app.core.planning import MAX_SKIP_COUNT as MAX_SKIP_COUNT
 from app.core.planning import Plan, occurrence_run_id
@@ -25,10 +26,6 @@ from app.store.keys import Keys
 from app.store.scripts import ErrorCode
 
 Schedule = Literal["due", "delayed"]
-
-
-def ms(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
 # -- claims ----------------------------------------------------------------------------------

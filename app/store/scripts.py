@@ -20,6 +20,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from app.core.errors import ChimeError
+from app.store.codec import text
 
 #: the installed scripts (``lua/`` of the source tree)
 LUA_DIR: Traversable = files("app.lua")
@@ -135,8 +136,5 @@ def is_error(result: Any) -> bool:
 def check(result: Any) -> Any:
     """Return ``result``, or raise :class:`ScriptError` for a script's error return."""
     if is_error(result):
-        detail = result[1]
-        if isinstance(detail, bytes):
-            detail = detail.decode()
-        raise ScriptError(ErrorCode(result[0]), str(detail))
+        raise ScriptError(ErrorCode(result[0]), text(result[1]))
     return result

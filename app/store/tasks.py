@@ -188,10 +188,10 @@ class TaskStore:
             if task.status in TASK_FINAL:
                 raise Conflict("snooze", task.status)
             base = now if task.next_run_at is None else task.next_run_at
-            if base + delay_seconds * 1000 > clock.MAX_MS:
+            if base + clock.ms(delay_seconds) > clock.MAX_MS:
                 raise ValidationError("delay_seconds", "would move the task past year 9999")
             keys = [self.keys.task(task.id), self.keys.due]
-            return "snooze_task", keys, [delay_seconds * 1000, reason or "", self.keys.wake]
+            return "snooze_task", keys, [clock.ms(delay_seconds), reason or "", self.keys.wake]
 
         return self._transition(task_id, agent, plan)[0]
 
@@ -212,7 +212,7 @@ class TaskStore:
                 self.keys.semaphore_queue(task.created_by, ckey) if ckey else runs_key,
                 self.keys.semaphore(task.created_by, ckey) if ckey else runs_key,
             ]
-            lease_ms = int(self.settings.semaphore_lease_seconds * 1000)
+            lease_ms = clock.ms(self.settings.semaphore_lease_seconds)
             return "cancel_task", keys, [self.keys.run(""), lease_ms, self.keys.wake]
 
         task, result = self._transition(task_id, agent, plan)
@@ -243,7 +243,7 @@ class TaskStore:
                     task.dedupe_key or "",
                     self.keys.run(""),
                     self.settings.run_history,
-                    int(self.settings.enqueue_grace_seconds * 1000),
+                    clock.ms(self.settings.enqueue_grace_seconds),
                 ],
             )
             if self._retry(result, task_id, "run"):
