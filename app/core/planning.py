@@ -55,7 +55,7 @@ def plan_new(task: Task, schedule: Schedule | None = None) -> Task:
     schedule has no occurrence left (an event task without a next run waits for its events)."""
     task.next_run_at = first_run_at(task, task.created_at, schedule)
     if task.next_run_at is None and task.schedule_kind != ScheduleKind.EVENT:
-        task.status = TaskStatus.COMPLETED.value
+        task.status = TaskStatus.COMPLETED
     return task
 
 

@@ -275,14 +275,14 @@ EXAMPLES: Mapping[ScheduleKind, dict[str, Any]] = {
 
 
 def spec_fields(spec: msgspec.Struct) -> dict[str, Any]:
-    """The fields a decoded request gave (UNSET left out), as the record stores them: UUIDs and
-    enums as their strings."""
+    """The fields a decoded request gave (UNSET left out), as the record holds them: UUIDs as
+    their strings, enums as their members."""
     out: dict[str, Any] = {}
     for name in spec.__struct_fields__:
         value = getattr(spec, name)
         if value is msgspec.UNSET:
             continue
-        if isinstance(value, uuid.UUID | str):
+        if isinstance(value, uuid.UUID):
             value = str(value)
         out[name] = value
     return out

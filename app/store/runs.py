@@ -23,7 +23,7 @@ from redis.exceptions import NoScriptError
 
 from app import clock
 from app.core.backoff import retry_delay
-from app.core.status import RUN_TERMINAL
+from app.core.status import RUN_TERMINAL, RunStatus, TaskStatus
 from app.core.task import Run, Task
 from app.settings import Settings
 from app.store import scripts
@@ -243,7 +243,7 @@ def _finish_call(
     run_key = keys.run(outcome.run_id)
     indexes = (
         keys.indexes(task.created_by, task.status, task.schedule_kind)
-        + keys.indexes(task.created_by, "completed", task.schedule_kind)
+        + keys.indexes(task.created_by, TaskStatus.COMPLETED, task.schedule_kind)
         if task is not None
         else [run_key] * 16
     )
@@ -260,7 +260,7 @@ def _finish_call(
         args=[
             now,
             outcome.attempt,
-            "succeeded" if outcome.succeeded else "failed",
+            RunStatus.SUCCEEDED if outcome.succeeded else RunStatus.FAILED,
             _json.encode(outcome.steps).decode(),
             outcome.error or "",
             retry_at,
@@ -283,7 +283,7 @@ def _finished(result: Any, retry_at: int) -> Finished:
         status=status,
         task_completed=bool(result[1]),
         handed=_pairs(result[2:]),
-        next_attempt_at=retry_at if status == "pending" else None,
+        next_attempt_at=retry_at if status == RunStatus.PENDING else None,
     )
 
 

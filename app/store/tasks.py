@@ -16,7 +16,7 @@ import redis
 from app import clock
 from app.core.errors import Conflict, NotFound, ValidationError
 from app.core.planning import first_run_at, plan_new
-from app.core.status import TASK_FINAL, TaskStatus
+from app.core.status import TASK_FINAL, ScheduleKind, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
 from app.settings import Settings
 from app.store import scripts
@@ -132,8 +132,9 @@ class TaskStore:
                 nxt = first_run_at(Task(**{**_as_dict(task), **given}), now)
                 due = "clear" if task.status == TaskStatus.PAUSED or nxt is None else nxt
                 if task.status != TaskStatus.PAUSED:
-                    ends = nxt is None and given.get("schedule_kind", task.schedule_kind) != "event"
-                    status = TaskStatus.COMPLETED.value if ends else TaskStatus.ACTIVE.value
+                    kind = given.get("schedule_kind", task.schedule_kind)
+                    ends = nxt is None and kind != ScheduleKind.EVENT
+                    status = TaskStatus.COMPLETED if ends else TaskStatus.ACTIVE
             kind = given.get("schedule_kind", task.schedule_kind)
             sets = [x for n, v in given.items() if v is not None for x in (n, encode_value(n, v))]
             deletes = ",".join(n for n, v in given.items() if v is None)
@@ -153,7 +154,7 @@ class TaskStore:
                 return None
             if task.status in TASK_FINAL:
                 raise Conflict("pause", task.status)
-            return "pause_task", self._moving(task, TaskStatus.PAUSED.value), []
+            return "pause_task", self._moving(task, TaskStatus.PAUSED), []
 
         return self._transition(task_id, agent, plan)[0]
 
@@ -169,8 +170,8 @@ class TaskStore:
             if task.status in TASK_FINAL:
                 raise Conflict("resume", task.status)
             nxt = first_run_at(task, now)
-            ends = nxt is None and task.schedule_kind != "event"
-            status = TaskStatus.COMPLETED.value if ends else TaskStatus.ACTIVE.value
+            ends = nxt is None and task.schedule_kind != ScheduleKind.EVENT
+            status = TaskStatus.COMPLETED if ends else TaskStatus.ACTIVE
             return (
                 "resume_task",
                 self._moving(task, status),
@@ -205,7 +206,7 @@ class TaskStore:
             runs_key = self.keys.task_runs(task.id)
             ckey = task.concurrency_key
             keys = [
-                *self._moving(task, TaskStatus.CANCELED.value),
+                *self._moving(task, TaskStatus.CANCELED),
                 runs_key,
                 self.keys.delayed,
                 self.keys.outbox,
