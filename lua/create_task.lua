@@ -11,8 +11,10 @@
 -- ARGV[4]  idempotency TTL (ms), '' when there is no idempotency key
 -- ARGV[5]  wake channel
 -- ARGV[6..] field, value pairs of the hash
--- Returns {'created', id} or {'existing', first_id}; {-4, id} if the task id exists already.
+-- Returns {'created', id} or {'existing', first_id}; {ERR_EXISTS, id} if the task id exists
+-- already.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 
 local task_key, due_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
@@ -25,7 +27,7 @@ if idem_ttl ~= '' then
   end
 end
 if redis.call('EXISTS', task_key) == 1 then
-  return {-4, task_id}
+  return {ERR_EXISTS, task_id}
 end
 
 redis.call('HSET', task_key, unpack(ARGV, 6))

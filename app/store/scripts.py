@@ -8,7 +8,9 @@ client with ``register_script`` (EVALSHA, reloaded on NOSCRIPT) and called throu
 wrappers in the store modules.
 
 Error convention: a script that refuses returns ``{code, detail}`` with a negative ``code``,
-before writing anything.
+before writing anything. The codes are named once for both sides: :class:`ErrorCode` here and
+``ERR_<NAME>`` in ``lua/includes/errors.lua``, which every script that refuses includes (a test
+keeps the two equal and finds no bare number in a script).
 """
 
 import re
@@ -28,6 +30,8 @@ _INCLUDE = re.compile(r'^--\s*@include\s+"([^"]+)"\s*$', re.MULTILINE)
 
 
 class ErrorCode(IntEnum):
+    """A script's refusal; ``ERR_<name>`` in ``lua/includes/errors.lua``."""
+
     NOT_FOUND = -1
     CONFLICT = -2
     STALE = -3
