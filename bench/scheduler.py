@@ -30,16 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
+from once_tasks import create_once, once_task
 from rq import Queue
 
 from app import clock
-from app.core.task import Task
 from app.embedded_redis import EmbeddedRedis
 from app.settings import Settings
 from app.store.connection import rq_client
@@ -49,32 +48,13 @@ from app.store.tasks import TaskStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
-AGENT = "5b0c6a1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b"
-PAYLOAD = {"steps": [{"name": "hello", "action": "log", "params": {"message": "hi"}}]}
 QUEUE_KEY = Queue.redis_queue_namespace_prefix + queue_name(5)
-
-
-def make_task(expr: str, jitter_seconds: int = 0) -> Task:
-    now = clock.now_ms()
-    return Task(
-        jitter_seconds=jitter_seconds,
-        id=str(uuid.uuid4()),
-        title="bench",
-        description="",
-        schedule_kind="once",
-        schedule_expr=expr,
-        payload=PAYLOAD,
-        created_by=AGENT,
-        created_at=now,
-        updated_at=now,
-    )
 
 
 def create_once_tasks(store: TaskStore, times: Sequence[int]) -> float:
     """Create one ``once`` task per due time through the store; returns tasks per second."""
     t0 = time.perf_counter()
-    for at in times:
-        store.create(make_task(clock.iso(at) or ""))
+    create_once(store, times)
     return len(times) / (time.perf_counter() - t0)
 
 
@@ -229,7 +209,9 @@ def burst(server: EmbeddedRedis, count: int, jitter: int) -> list[int]:
         # a margin for the creation (at least 1,000 tasks/s) so that none is due before
         at = (clock.now_ms() // 1000 + 10 + count // 1000) * 1000
         for _ in range(count):
-            store.create(make_task(clock.iso(at) or "", jitter))
+            task = once_task(at)
+            task.jitter_seconds = jitter
+            store.create(task)
         if clock.now_ms() >= at:
             raise RuntimeError("creating the tasks took longer than the margin")
         deadline = time.monotonic() + (at - clock.now_ms()) / 1000 + jitter + 300

@@ -16,9 +16,11 @@
 -- ARGV[5]  outbox grace (ms)
 -- ARGV[6..] run_id, scheduled_for (ms) pairs, oldest first
 -- Returns {'ok', run_id, status, ...}: each run's status ('queued', 'deduped', 'pending',
--- 'skipped', or 'exists' for a run made before); {-1, 'task'} no such task; {-2, 'canceled'};
--- {-3, 'dedupe_key'} the task's dedupe_key changed since the caller read it.
+-- 'skipped', or 'exists' for a run made before); {ERR_NOT_FOUND, 'task'} no such task;
+-- {ERR_CONFLICT, 'canceled'}; {ERR_STALE, 'dedupe_key'} the task's dedupe_key changed since the
+-- caller read it.
 
+-- @include "includes/errors.lua"
 -- @include "includes/create_run.lua"
 
 local task_key, runs_key, outbox_key, delayed_key, dedupe_key =
@@ -28,13 +30,13 @@ local now, dedupe_raw, run_prefix, cap, grace =
 
 local t = redis.call('HMGET', task_key, 'status', 'dedupe_key', 'id')
 if not t[1] then
-  return {-1, 'task'}
+  return {ERR_NOT_FOUND, 'task'}
 end
 if t[1] == 'canceled' then
-  return {-2, t[1]}
+  return {ERR_CONFLICT, t[1]}
 end
 if (t[2] or '') ~= dedupe_raw then
-  return {-3, 'dedupe_key'}
+  return {ERR_STALE, 'dedupe_key'}
 end
 if dedupe_raw == '' then
   dedupe_key = ''

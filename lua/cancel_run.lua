@@ -19,8 +19,10 @@
 -- ARGV[6]  wake channel: a run handed a slot is due in the outbox now
 -- Returns {'canceled', previous status ('pending' or 'queued'), handed run_id, priority, ...}
 -- with the runs handed the freed slot or buffered behind this one (to enqueue); {'stopping'} for a running run (again
--- when repeated); {-1, 'run'} no such run; {-2, status} the run is terminal already.
+-- when repeated); {ERR_NOT_FOUND, 'run'} no such run; {ERR_CONFLICT, status} the run is
+-- terminal already.
 
+-- @include "includes/errors.lua"
 -- @include "includes/semaphore.lua"
 -- @include "includes/overlap.lua"
 
@@ -32,7 +34,7 @@ local now, run_prefix, lease_ms, grace_ms, cancel_channel, wake =
 local run = redis.call('HMGET', run_key, 'status', 'id', 'overlap_buffered')
 local status, run_id, buffered = run[1], run[2], run[3]
 if not status then
-  return {-1, 'run'}
+  return {ERR_NOT_FOUND, 'run'}
 end
 if status == 'running' then
   redis.call('HSET', run_key, 'cancel_requested', now)
@@ -40,7 +42,7 @@ if status == 'running' then
   return {'stopping'}
 end
 if status ~= 'pending' and status ~= 'queued' then
-  return {-2, status}
+  return {ERR_CONFLICT, status}
 end
 
 redis.call('HSET', run_key, 'status', 'canceled', 'finished_at', now, 'error', 'canceled')

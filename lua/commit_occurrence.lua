@@ -39,9 +39,10 @@
 -- {'released', reason}: the claim was ours but the occurrence no longer stands (reason:
 -- 'task' gone, 'status:<status>', 'version', 'moved'); the claim is dropped, no run is made,
 -- and an active task found in neither due nor a claim goes back in due at its next_run_at;
--- {-5, 'claim'} the claim is not ours (taken over after its lease): nothing changed;
--- {-3, 'dedupe_key'} the task's dedupe_key changed since the snapshot: nothing changed.
+-- {ERR_LOST, 'claim'} the claim is not ours (taken over after its lease): nothing changed;
+-- {ERR_STALE, 'dedupe_key'} the task's dedupe_key changed since the snapshot: nothing changed.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 -- @include "includes/create_run.lua"
 
@@ -55,7 +56,7 @@ local next_occurrence = ARGV[14]
 
 local held = redis.call('ZSCORE', claims_key, task_id)
 if not held or tonumber(held) ~= token then
-  return {-5, 'claim'}
+  return {ERR_LOST, 'claim'}
 end
 
 local t = redis.call('HMGET', task_key, 'status', 'sched_version', 'next_run_at', 'dedupe_key')
@@ -77,7 +78,7 @@ if reason then
   return {'released', reason}
 end
 if (t[4] or '') ~= dedupe_raw then
-  return {-3, 'dedupe_key'}
+  return {ERR_STALE, 'dedupe_key'}
 end
 
 -- every check passed: write

@@ -10,7 +10,7 @@ from litestar.params import FromPath, RawBody
 from msgspec import Meta
 
 from app import clock
-from app.api.auth import authenticate
+from app.api.auth import AUTHENTICATE
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import RunOut, decode, run_out
@@ -44,7 +44,7 @@ class BackfillOut(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class BackfillController(Controller):
     path = "/tasks"
     tags = ("tasks",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 

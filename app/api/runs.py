@@ -11,7 +11,7 @@ import anyio
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, QueryParameter
 
-from app.api.auth import authenticate
+from app.api.auth import AUTHENTICATE
 from app.api.deps import AGENT_DEPENDENCIES, Api, ApiDep
 from app.api.openapi import AUTHED, answers
 from app.api.schemas import RunOut, run_out
@@ -51,7 +51,7 @@ async def close_run_waiter(state: Any) -> None:
 class RunController(Controller):
     path = "/runs"
     tags = ("runs",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 

@@ -14,15 +14,15 @@ from litestar.params import FromPath, QueryParameter, RawBody
 from msgspec import Meta
 
 from app import clock
-from app.api.auth import authenticate
+from app.api.auth import AUTHENTICATE
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import decode
+from app.core.planning import first_run_at
 from app.core.status import ScheduleKind, TaskStatus
 from app.core.task import Task
 from app.core.taskspec import TaskSpec
 from app.core.upcoming import DEFAULT_COUNT, MAX_COUNT, upcoming
-from app.store.tasks import first_run_at
 
 _SCHEDULE_FIELDS = ("schedule_kind", "schedule_expr", "timezone")
 _AFTER = Annotated[
@@ -78,7 +78,7 @@ class UpcomingController(Controller):
 
     path = "/tasks"
     tags = ("tasks",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 
@@ -101,7 +101,7 @@ class PreviewController(Controller):
 
     path = "/schedules"
     tags = ("schedules",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 
@@ -122,7 +122,7 @@ class PreviewController(Controller):
             id="preview",
             title="preview",
             description="",
-            schedule_kind=kind.value,
+            schedule_kind=kind,
             payload={},
             created_by="",
             created_at=at,
@@ -134,6 +134,6 @@ class PreviewController(Controller):
         if nxt is None or kind == ScheduleKind.EVENT:
             return FireTimes(items=[])
         task.next_run_at = nxt
-        task.status = TaskStatus.ACTIVE.value
+        task.status = TaskStatus.ACTIVE
         grace = round(api.settings.misfire_grace_seconds * 1000)
         return _times(upcoming(task, at, grace, count))

@@ -7,7 +7,8 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
-from tests.api.conftest import A, B, assert_400, create
+from tests.support.agents import A, B
+from tests.support.api import assert_400, create
 
 
 def backfill(api: TestClient[Any], task: dict[str, Any], start: str, end: str) -> Any:

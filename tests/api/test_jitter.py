@@ -12,7 +12,8 @@ from litestar.testing import TestClient
 from app import clock
 from app.core.jitter import offset_ms
 from app.settings import Settings
-from tests.api.conftest import A, assert_400, create
+from tests.support.agents import A
+from tests.support.api import assert_400, create
 from workers.scheduler import Scheduler
 
 T0 = datetime(2026, 11, 28, 13, 37, tzinfo=UTC)

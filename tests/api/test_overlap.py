@@ -7,7 +7,8 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
-from tests.api.conftest import A, assert_400, create
+from tests.support.agents import A
+from tests.support.api import assert_400, create
 
 
 def run_now(api: TestClient[Any], task: dict[str, Any]) -> dict[str, Any]:

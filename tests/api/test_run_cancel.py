@@ -10,7 +10,8 @@ from rq.job import Job
 
 from app.settings import Settings
 from app.store.keys import Keys
-from tests.api.conftest import A, B, create
+from tests.support.agents import A, B
+from tests.support.api import create
 
 
 def snapshot(r: redis.Redis) -> dict[Any, Any]:

@@ -15,7 +15,8 @@ from litestar.testing import TestClient
 from app.api.app import create_app
 from app.api.runs import close_run_waiter
 from app.settings import Settings
-from tests.api.conftest import A, B, assert_400, create
+from tests.support.agents import A, B
+from tests.support.api import assert_400, create
 
 
 def run_now(api: TestClient[Any], task: dict[str, Any]) -> dict[str, Any]:

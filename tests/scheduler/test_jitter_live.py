@@ -10,14 +10,8 @@ from app import clock
 from app.core.jitter import offset_ms
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import (
-    create,
-    once_at,
-    runs_of,
-    spawn_scheduler,
-    wait_for,
-    wake_subscribers,
-)
+from tests.scheduler.support import create, once_at, runs_of, spawn_scheduler, wake_subscribers
+from tests.support.waiting import wait_for
 
 TASKS = 40
 JITTER = 4

@@ -12,7 +12,8 @@ from app.core.upcoming import upcoming
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, runs_of, spawn_scheduler, wait_for, wake_subscribers
+from tests.scheduler.support import create, runs_of, spawn_scheduler, wake_subscribers
+from tests.support.waiting import wait_for
 
 
 def test_upcoming_is_what_a_scheduler_process_fires(

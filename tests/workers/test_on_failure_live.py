@@ -14,8 +14,10 @@ from app.store.keys import Keys
 from app.store.runs import load_run
 from app.store.tasks import TaskStore
 from tests.scheduler.support import spawn_scheduler
-from tests.workers.conftest import Workers, wait_until
-from tests.workers.factories import AGENT, make_task
+from tests.support.agents import AGENT
+from tests.support.waiting import wait_for as wait_until
+from tests.support.workers import Workers
+from tests.support.workers import worker_task as make_task
 from tests.workers.sink import AsyncSink
 
 

@@ -16,9 +16,11 @@ from app.settings import Settings
 from app.store.cancel import cancel_run
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import runs_of, spawn_scheduler, wait_for, wake_subscribers
-from tests.workers.conftest import Workers
-from tests.workers.factories import AGENT, make_task
+from tests.scheduler.support import runs_of, spawn_scheduler, wake_subscribers
+from tests.support.agents import AGENT
+from tests.support.waiting import wait_for
+from tests.support.workers import Workers
+from tests.support.workers import worker_task as make_task
 from tests.workers.sink import AsyncSink
 
 HOLD_MS = 2500

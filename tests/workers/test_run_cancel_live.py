@@ -14,8 +14,10 @@ from app.settings import Settings
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.workers.conftest import Workers, status_of, wait_until
-from tests.workers.factories import AGENT, make_task
+from tests.support.agents import AGENT
+from tests.support.waiting import wait_for as wait_until
+from tests.support.workers import Workers, status_of
+from tests.support.workers import worker_task as make_task
 from tests.workers.sink import AsyncSink
 
 TOKEN = "token-of-the-cancel-test"

@@ -7,10 +7,17 @@ import redis
 
 from app.settings import Settings
 from app.store.keys import Keys
-from app.store.runs import finish_run
+from app.store.runs import finish_run, load_run, start_run
 from app.store.tasks import TaskStore
-from tests.workers.factories import AGENT, make_task, store_task
-from tests.workers.test_run_scripts import queued_run, start
+from tests.support.agents import AGENT
+from tests.support.workers import queued_run, store_task
+from tests.support.workers import worker_task as make_task
+
+
+def start(r: redis.Redis, keys: Keys, settings: Settings, run_id: str) -> Any:
+    run = load_run(r, keys, run_id)
+    assert run is not None
+    return start_run(r, keys, settings, run)
 
 
 def listen(r: redis.Redis, channel: str) -> Any:

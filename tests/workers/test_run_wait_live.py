@@ -12,8 +12,9 @@ from app.settings import Settings
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.workers.conftest import Workers
-from tests.workers.factories import AGENT, make_task
+from tests.support.agents import AGENT
+from tests.support.workers import Workers
+from tests.support.workers import worker_task as make_task
 
 TOKEN = "token-of-the-wait-test"
 
