@@ -101,9 +101,10 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(deps: JobDeps, max_connections: int = 100) -> AsyncIterator[Runtime]:
-    """Clients for the running loop, closed on the way out."""
+    """Clients for the running loop, closed on the way out; each run in flight may hold a Redis
+    connection at once (its credentials, its records), so the pool is as large as the HTTP one."""
     policy = egress_policy(deps.settings)
-    client = connection.async_client(deps.settings.redis_url)
+    client = connection.async_client(deps.settings.redis_url, max_connections=max_connections)
     http = make_client(policy, max_connections, deps.resolve)
     try:
         yield Runtime(deps, client, http, policy)
