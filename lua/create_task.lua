@@ -11,9 +11,12 @@
 -- ARGV[4]  idempotency TTL (ms), '' when there is no idempotency key
 -- ARGV[5]  wake channel
 -- ARGV[6..] field, value pairs of the hash
--- Returns {'created', id} or {'existing', first_id}; {-4, id} if the task id exists already.
+-- Returns {'created', id} or {'existing', first_id}; {-4, id} if the task id exists already;
+-- {-6, max_tasks} when the agent (field created_by) has reached its max_tasks
+-- (includes/agent_quota.lua).
 
 -- @include "includes/task_common.lua"
+-- @include "includes/agent_quota.lua"
 
 local task_key, due_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
 local task_id, created_at, next_run_at, idem_ttl, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -29,8 +32,18 @@ if redis.call('EXISTS', task_key) == 1 then
 end
 
 local fields = {}
+local agent = nil
 for i = 6, #ARGV do
   fields[#fields + 1] = ARGV[i]
+  if ARGV[i] == 'created_by' and i % 2 == 0 then
+    agent = ARGV[i + 1]
+  end
+end
+if agent then
+  local full = chime_agent_tasks_full(chime_key_base(due_key, 'due'), agent)
+  if full then
+    return {-6, tostring(full)}
+  end
 end
 redis.call('HSET', task_key, unpack(fields))
 local indexes = {}

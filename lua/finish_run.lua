@@ -1,7 +1,8 @@
 -- Record the outcome of a running attempt: `succeeded`; or, for a failure, `pending` for a
 -- retry (in the delayed set at its backoff time, attempt + 1) while attempts are left and the
 -- task is not canceled, else `failed` (`canceled` when the task was canceled meanwhile). The
--- run's concurrency slot is released and handed to waiting runs. A `once` task whose
+-- run's concurrency slot and its agent's slot (includes/agent_gate.lua) are released and
+-- handed to waiting runs. A `once` task whose
 -- scheduled run ended becomes `completed` here, in the same step.
 -- Also used to recover an attempt whose worker died: ARGV[12] = '1' requires that its
 -- heartbeat lease lapsed.
@@ -35,6 +36,7 @@
 -- {-3, 'task:<status>'} the caller's snapshot is stale (read again and retry).
 
 -- @include "includes/semaphore.lua"
+-- @include "includes/agent_gate.lua"
 
 local run_key, task_key, running_key, delayed_key, outbox_key, sem_key, fifo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -45,7 +47,7 @@ local now, attempt, outcome, steps, err, retry_at, ckey, task_status_read, lease
 local wake = ARGV[13]
 
 local run = redis.call('HMGET', run_key, 'status', 'attempt', 'id', 'max_attempts', 'trigger',
-  'concurrency_key')
+  'concurrency_key', 'agent_id')
 if not run[1] then
   return {-1, 'run'}
 end
@@ -115,6 +117,13 @@ if ckey ~= '' then
   end
 end
 
+if run[7] then
+  local g = chime_agent_gate(chime_key_base(running_key, 'running'), run[7])
+  chime_agent_release(g, run_id)
+  for _, v in ipairs(chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix)) do
+    handed[#handed + 1] = v
+  end
+end
 if complete then
   redis.call('HSET', task_key, 'status', 'completed', 'updated_at', now)
   redis.call('HDEL', task_key, 'next_run_at')

@@ -237,7 +237,7 @@ def _finish_call(
             task.retry_max_delay_seconds,
             rand,
         )
-        retry_at = now + round(delay * 1000)
+        retry_at = now + round(max(delay, settings.retry_min_delay_seconds) * 1000)
     task_status = task.status if task is not None else ""
     run_key = keys.run(outcome.run_id)
     indexes = (

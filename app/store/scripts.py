@@ -32,6 +32,7 @@ class ErrorCode(IntEnum):
     STALE = -3
     EXISTS = -4
     LOST = -5
+    QUOTA = -6
 
 
 class ScriptError(ChimeError):

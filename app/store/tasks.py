@@ -15,6 +15,7 @@ import redis
 
 from app import clock
 from app.core.errors import Conflict, NotFound, ValidationError
+from app.core.limits import TooManyTasks
 from app.core.schedules import parse_schedule
 from app.core.status import TASK_FINAL, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
@@ -22,6 +23,7 @@ from app.settings import Settings
 from app.store import scripts
 from app.store.codec import encode_value, from_hash, to_hash
 from app.store.keys import Keys
+from app.store.scripts import ErrorCode
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 #: what a transition plan returns: (script, KEYS, ARGV after now/status/version), or None
@@ -112,7 +114,7 @@ class TaskStore:
         ]
         for name, value in fields.items():
             argv += [name, value]
-        result = scripts.check(
+        result = _quota_checked(
             scripts.script(self.r, "create_task")(
                 keys=[
                     self.keys.task(task.id),
@@ -326,3 +328,10 @@ def _plausible_id(task_id: str) -> bool:
 
 def _busy(task_id: str) -> Conflict:
     return Conflict("change", f"changing too fast to apply (task {task_id}); try again")
+
+
+def _quota_checked(reply: Any) -> Any:
+    """The create script's reply; its quota refusal as :class:`TooManyTasks` (429)."""
+    if scripts.is_error(reply) and int(reply[0]) == ErrorCode.QUOTA:
+        raise TooManyTasks(int(reply[1]))
+    return scripts.check(reply)

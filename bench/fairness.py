@@ -1,0 +1,227 @@
+"""Fairness benchmark (not a test): how long one agent's single run waits while another agent
+has 10,000 runs queued, and what the per-agent limits cost end to end.
+
+Runs on its own ``redis-server`` (``app.embedded_redis``), never on the machine's Redis.
+
+Part 1, B's wait. Agent A queues N = 10,000 runs (``run_now`` through the task store, the
+queued ones put on RQ as the API does) of a task at priority 1 whose pipeline is one ``sleep``
+of ``--sleep`` seconds; one ``chime worker`` at its defaults starts; once A's runs are running,
+agent B creates one run of a task at priority 5 (a ``log`` step). B's wait = its run's
+``started_at`` - ``created_at``. In the same run:
+
+- ``alone``: B's run with nothing else queued;
+- ``flood, limits``: A at the default limits (``max_running`` 100: A's excess waits ``pending``
+  in its own line, B's run is queued behind at most A's 100);
+- ``flood, no bound``: A's ``max_running`` raised to 100,000 (every run of A on RQ at once, as
+  before the limits).
+
+Part 2, the cost of the limits (``--baseline DIR``: a tree of Chime without them, e.g.
+``git archive <commit> | tar -x -C DIR``): ``bench/throughput.py``'s end-to-end case (``once``
+tasks of one ``log`` step all due at T, one ``chime scheduler``, W ``chime worker``) run with
+this tree and with DIR, alternately, on the same Redis. Ratio = this tree / DIR.
+
+Usage: ``.venv/bin/python bench/fairness.py [--flood 10000] [--sleep 0.5] [--baseline DIR]
+[--runs 2000] [--rounds 2]``
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import redis
+
+from app import clock
+from app.core.task import Task
+from app.embedded_redis import EmbeddedRedis
+from app.settings import Settings
+from app.store.enqueue import enqueue_runs
+from app.store.keys import Keys
+from app.store.limits import set_overrides
+from app.store.scheduling import occurrence_run_id
+from app.store.tasks import TaskStore
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENT_A = "5b0c6a1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b"
+AGENT_B = "6c1d7b2f-3a4e-4f6a-9bac-1d2e3f4a5b6c"
+LOG = {"steps": [{"name": "hello", "action": "log", "params": {"message": "hi"}}]}
+LEAD_SECONDS = 4.0
+
+
+def env_for(url: str, tree: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CHIME_")}
+    base.update({"REDIS_URL": url, "CHIME_LOG_LEVEL": "WARNING", "PYTHONPATH": str(tree)})
+    return base
+
+
+def start(url: str, tree: Path, what: str) -> "subprocess.Popen[bytes]":
+    """``chime <what>`` of the tree at ``tree`` (its ``app`` and ``lua`` come first on the path)."""
+    code = f"import sys; from app.cli import main; sys.exit(main([{what!r}]))"
+    return subprocess.Popen([sys.executable, "-c", code], env=env_for(url, tree), cwd=tree)
+
+
+def stop(procs: Sequence["subprocess.Popen[bytes]"]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
+
+def task(agent: str, payload: dict[str, object], priority: int, **kw: object) -> Task:
+    now = clock.now_ms()
+    fields: dict[str, object] = {
+        "id": str(uuid.uuid4()),
+        "title": "bench",
+        "description": "",
+        "schedule_kind": "event",
+        "payload": payload,
+        "created_by": agent,
+        "created_at": now,
+        "updated_at": now,
+        "priority": priority,
+    }
+    fields.update(kw)
+    return Task(**fields)  # type: ignore[arg-type]
+
+
+def wait_for(client: redis.Redis, key: str, field: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = client.hget(key, field)
+        if value:
+            return int(value)
+        time.sleep(0.01)
+    raise SystemExit(f"timed out waiting for {key} {field}")
+
+
+def b_wait(url: str, flood: int, sleep: float, bounded: bool) -> float:
+    """Seconds B's one run waited (``started_at - created_at``)."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    rq = redis.Redis.from_url(url)
+    client.flushall()
+    keys = Keys("chime")
+    settings = Settings.from_env({"REDIS_URL": url})
+    store = TaskStore(client, keys, settings)
+    if not bounded:
+        set_overrides(client, keys, AGENT_A, {"max_running": 100_000})
+    worker = start(url, ROOT, "worker")
+    try:
+        if flood:
+            a, _ = store.create(
+                task(
+                    AGENT_A,
+                    {"steps": [{"name": "s", "action": "sleep", "params": {"seconds": sleep}}]},
+                    1,
+                )
+            )
+            made = []
+            for _ in range(flood):
+                made.append(store.run_now(a.id, AGENT_A))
+            enqueue_runs(rq, keys, [(r.id, r.priority) for r in made if r.status == "queued"])
+            wait_for(client, keys.run(made[0].id), "started_at", 60)
+        b, _ = store.create(task(AGENT_B, LOG, 5))
+        run = store.run_now(b.id, AGENT_B)
+        if run.status == "queued":
+            enqueue_runs(rq, keys, [(run.id, run.priority)])
+        started = wait_for(client, keys.run(run.id), "started_at", 600)
+        created = int(client.hget(keys.run(run.id), "created_at") or 0)
+    finally:
+        stop([worker])
+        client.close()
+        rq.close()
+    return (started - created) / 1000
+
+
+def throughput(url: str, tree: Path, runs: int, workers: int) -> float:
+    """``bench/throughput.py``'s Chime case with the processes of ``tree``: runs/s."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushall()
+    keys = Keys("chime")
+    store = TaskStore(client, keys, Settings.from_env({"REDIS_URL": url}))
+    due = clock.now_ms() + int(LEAD_SECONDS * 1000)
+    ids = []
+    for _ in range(runs):
+        t = task(AGENT_A, LOG, 5, schedule_kind="once", schedule_expr=clock.iso(due) or "")
+        store.create(t)
+        ids.append(t.id)
+    if clock.now_ms() > due - 2000:
+        raise SystemExit("creating the tasks took too long: lower --runs")
+    run_keys = [keys.run(occurrence_run_id(t, due)) for t in ids]
+    procs = [start(url, tree, "scheduler")] + [start(url, tree, "worker") for _ in range(workers)]
+
+    def finished() -> int:
+        pipe = client.pipeline(transaction=False)
+        for k in run_keys:
+            pipe.hget(k, "status")
+        return sum(1 for s in pipe.execute() if s == "succeeded")
+
+    try:
+        deadline = time.monotonic() + LEAD_SECONDS + runs / 5 + 60
+        while finished() < runs:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"timed out: {finished()} of {runs}")
+            time.sleep(0.2)
+    finally:
+        stop(procs)
+    pipe = client.pipeline(transaction=False)
+    for k in run_keys:
+        pipe.hget(k, "finished_at")
+    last = max(int(x) for x in pipe.execute())
+    client.close()
+    return runs / ((last - due) / 1000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flood", type=int, default=10_000)
+    parser.add_argument("--sleep", type=float, default=0.5)
+    parser.add_argument("--baseline", type=Path, help="a tree of Chime without the limits")
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--skip-wait", action="store_true")
+    args = parser.parse_args()
+    server = EmbeddedRedis()
+    server.start()
+    try:
+        if not args.skip_wait:
+            alone = b_wait(server.url, 0, args.sleep, True)
+            bounded = b_wait(server.url, args.flood, args.sleep, True)
+            unbounded = b_wait(server.url, args.flood, args.sleep, False)
+            print(
+                f"B's wait: alone {alone * 1000:.0f} ms, A's flood with limits "
+                f"{bounded * 1000:.0f} ms, A's flood without a bound {unbounded * 1000:.0f} ms"
+            )
+            print(
+                f"ratios: limits / alone {bounded / alone:.1f}x, "
+                f"no bound / limits {unbounded / bounded:.0f}x",
+                flush=True,
+            )
+        if args.baseline is not None:
+            ours: list[float] = []
+            base: list[float] = []
+            for _ in range(args.rounds):
+                ours.append(throughput(server.url, ROOT, args.runs, args.workers))
+                base.append(
+                    throughput(server.url, args.baseline.resolve(), args.runs, args.workers)
+                )
+                print(
+                    f"throughput: with limits {ours[-1]:.0f} runs/s, without "
+                    f"{base[-1]:.0f} runs/s, ratio {ours[-1] / base[-1]:.2f}",
+                    flush=True,
+                )
+            print(f"throughput ratio, sum over rounds: {sum(ours) / sum(base):.2f}")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

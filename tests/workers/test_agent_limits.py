@@ -1,0 +1,140 @@
+"""Per-agent limits held by real ``chime worker`` processes: ``max_running`` across workers,
+runs handed on in order, another agent's run unaffected by a flood, no slot leaked by a killed
+worker."""
+
+import signal
+from typing import Any
+
+import redis
+
+from app.core.task import Run, Task
+from app.settings import Settings
+from app.store.enqueue import enqueue_runs
+from app.store.keys import Keys
+from app.store.limits import set_overrides
+from app.store.runs import load_run
+from app.store.tasks import TaskStore
+from tests.workers.conftest import Workers, status_of, wait_until
+from tests.workers.factories import AGENT, OTHER_AGENT, make_task, release_due
+from tests.workers.sink import AsyncSink
+
+
+def hold(sink: AsyncSink, ms: int, group: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "hold",
+            "action": "http.request",
+            "params": {"url": f"{sink.url}/hold/{{{{ run.id }}}}?ms={ms}&group={group}"},
+        }
+    ]
+
+
+def run_many(store: TaskStore, rq: redis.Redis, keys: Keys, task: Task, n: int) -> list[Run]:
+    """``n`` runs now, the queued ones put on RQ, as ``POST /tasks/{id}/run_now`` does."""
+    runs = [store.run_now(task.id, task.created_by) for _ in range(n)]
+    enqueue_runs(rq, keys, [(r.id, r.priority) for r in runs if r.status == "queued"])
+    return runs
+
+
+def count(r: redis.Redis, keys: Keys, runs: list[Run], status: str) -> int:
+    return sum(1 for run in runs if status_of(r, keys, run.id) == status)
+
+
+def test_max_running_holds_across_two_workers_and_runs_start_in_order(
+    store: TaskStore,
+    r: redis.Redis,
+    rq_client: redis.Redis,
+    keys: Keys,
+    workers: Workers,
+    sink: AsyncSink,
+) -> None:
+    set_overrides(r, keys, AGENT, {"max_running": 3})
+    task, _ = store.create(make_task(hold(sink, 300, "a"), priority=1))
+    runs = run_many(store, rq_client, keys, task, 24)
+    assert count(r, keys, runs, "queued") == 3
+    assert count(r, keys, runs, "pending") == 21
+    workers.start("--concurrency", "50")
+    workers.start("--concurrency", "50")
+    wait_until(lambda: count(r, keys, runs, "succeeded") == 24, timeout=120, what="24 runs")
+    assert sink.record.peak["a"] <= 3
+    assert sink.record.peak["a"] >= 2
+    # handed a slot in the order they waited; two workers may start two handed runs in
+    # either order, never one that waited behind more than the three slots
+    handed = [load_run(r, keys, run.id) for run in runs[3:]]
+    times = [run.enqueued_at for run in handed if run is not None]
+    assert times == sorted(times) and len(times) == 21
+    arrived = [a for a in sink.record.arrivals if a in {run.id for run in runs}]
+    for k, run in enumerate(runs):
+        assert abs(arrived.index(run.id) - k) <= 3
+    assert r.zcard(keys.agent_slots(AGENT)) == 0
+    assert r.llen(keys.agent_waiting(AGENT)) == 0
+
+
+def test_another_agent_s_run_is_not_held_behind_a_thousand_queued_at_priority_one(
+    store: TaskStore,
+    r: redis.Redis,
+    rq_client: redis.Redis,
+    keys: Keys,
+    workers: Workers,
+    sink: AsyncSink,
+) -> None:
+    flood, _ = store.create(make_task(hold(sink, 300, "a"), priority=1))
+    runs = run_many(store, rq_client, keys, flood, 1000)
+    assert count(r, keys, runs, "queued") == 100  # the default max_running
+    lone, _ = store.create(make_task(hold(sink, 10, "b"), created_by=OTHER_AGENT, priority=5))
+    (b_run,) = run_many(store, rq_client, keys, lone, 1)
+    assert b_run.status == "queued"
+    workers.start("--concurrency", "150")
+    try:
+        wait_until(lambda: status_of(r, keys, b_run.id) == "succeeded", timeout=60, what="B's run")
+    except AssertionError:
+        print(
+            r.hgetall(keys.run(b_run.id)),
+            workers.output()[-3000:],
+            sink.record.calls.most_common(3),
+            len(sink.record.arrivals),
+        )
+        raise
+    # B's run went in with A's first hundred, not after A's thousand
+    assert sink.record.arrivals.index(b_run.id) <= 110
+    assert count(r, keys, runs, "succeeded") < 900
+    assert sink.record.peak["a"] <= 100
+
+
+def test_a_killed_worker_leaks_no_slot_of_its_agent(
+    settings: Settings,
+    store: TaskStore,
+    r: redis.Redis,
+    rq_client: redis.Redis,
+    keys: Keys,
+    workers: Workers,
+    sink: AsyncSink,
+) -> None:
+    set_overrides(r, keys, AGENT, {"max_running": 2})
+    env = {"CHIME_SEMAPHORE_LEASE_SECONDS": "2"}
+    step = {
+        "name": "stall",
+        "action": "http.request",
+        "params": {"url": f"{sink.url}/stall/{{{{ run.id }}}}?s=120"},
+        "timeout_seconds": 300,
+    }
+    stalled, _ = store.create(make_task([step], max_retries=1, backoff_strategy="fixed"))
+    quick, _ = store.create(make_task())
+    runs = run_many(store, rq_client, keys, stalled, 2) + run_many(store, rq_client, keys, quick, 2)
+    doomed = workers.start("--concurrency", "10", **env)
+    wait_until(lambda: len(sink.record.arrivals) == 2, timeout=60, what="2 runs in flight")
+    assert count(r, keys, runs, "running") == 2
+    assert count(r, keys, runs, "pending") == 2
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+    workers.start("--concurrency", "10", **env)
+
+    def done() -> bool:
+        release_due(r, rq_client, settings)
+        return count(r, keys, runs, "succeeded") == 4
+
+    wait_until(done, timeout=120, what="every run done after the kill")
+    for run in runs[:2]:
+        ended = load_run(r, keys, run.id)
+        assert ended is not None and ended.attempt == 2
+    assert r.zcard(keys.agent_slots(AGENT)) == 0
