@@ -24,6 +24,7 @@ from app.core.errors import Forbidden, NotFound
 from app.core.limits import check_overrides
 from app.store.agents import create_agent, get_agent, list_agents, revoke_agent
 from app.store.limits import agent_limits, set_overrides, usage
+from app.store.revocation import stop_agent_tasks
 
 
 class AgentController(Controller):
@@ -66,9 +67,11 @@ class AgentController(Controller):
         opt=answers({204: None}, errors=(*AUTHED, 403, 404)),
     )
     def revoke(self, agent_id: FromPath[str], api: ApiDep) -> None:
-        """Revoke a minted agent's token at once; its tasks stay (the admin still sees them)."""
+        """Revoke a minted agent's token at once, and stop its tasks: paused with
+        ``pause_reason: "agent revoked"``, runs not started canceled, running ones finish."""
         if not revoke_agent(api.client, api.keys, agent_id):
             raise NotFound("agent", agent_id)
+        stop_agent_tasks(api.client, api.rq, api.keys, api.settings, agent_id)
 
     @put(
         "/{agent_id:str}/limits",

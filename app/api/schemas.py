@@ -111,6 +111,13 @@ class TaskOut(TaskSpec, kw_only=True, forbid_unknown_fields=True):
     last_run_at: str | None
     snoozed_until: str | None
     snooze_reason: str | None
+    pause_reason: Annotated[
+        str | None,
+        Meta(
+            description='why Chime paused the task: "agent revoked" (only the admin may resume '
+            "it), or a schedule whose next occurrence could not be computed; null otherwise"
+        ),
+    ] = None
     created_at: str
     updated_at: str
     run_count: int
@@ -286,6 +293,7 @@ def task_out(task: Task) -> TaskOut:
         last_run_at=clock.iso(task.last_run_at),
         snoozed_until=clock.iso(task.snoozed_until),
         snooze_reason=task.snooze_reason,
+        pause_reason=task.pause_reason,
         created_at=clock.iso(task.created_at) or "",
         updated_at=clock.iso(task.updated_at) or "",
         run_count=task.run_count,

@@ -214,7 +214,7 @@ class TaskController(Controller):
         "/{task_id:str}/resume",
         sync_to_thread=True,
         status_code=200,
-        opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
+        opt=answers({200: TaskOut}, errors=(*AUTHED, 403, 404, 409)),
     )
     def resume(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
         return task_out(api.store.resume(task_id, api.caller.agent_id))

@@ -12,6 +12,9 @@ from typing import Any
 
 from app.core.errors import ChimeError, ValidationError
 
+#: ``pause_reason`` of the tasks of a revoked agent (only the admin may resume them)
+REVOKED = "agent revoked"
+
 #: limit name -> (lowest, highest) accepted value
 BOUNDS: dict[str, tuple[int, int]] = {
     "max_tasks": (1, 10_000_000),

@@ -35,6 +35,8 @@ P:secrets:<agent_id>                  hash    the agent's secrets: name -> JSON 
 P:signing:<agent_id>                  string  the agent's webhook signing key, sealed when
                                               CHIME_SECRET_KEY is set (``app/store/secrets.py``)
 P:stats                               hash    counters for /metrics
+P:static_agents                       set     the CHIME_AGENT_TOKENS agents the web process
+                                              last started with (one taken out is revoked)
 P:limits                              hash    the default per-agent limits, as the processes'
                                               settings give them (written at start-up)
 P:limits:<agent>                      hash    the admin's limit overrides for one agent
@@ -79,6 +81,7 @@ class Keys:
         self.agents = f"{self.p}:agents"
         self.stats = f"{self.p}:stats"
         self.default_limits = f"{self.p}:limits"
+        self.static_agents = f"{self.p}:static_agents"
 
     def task(self, task_id: str) -> str:
         return f"{self.p}:task:{task_id}"

@@ -61,6 +61,7 @@ NAMES = (
     "create_task",
     "emit_event",
     "finish_run",
+    "pause_for",
     "pause_task",
     "pop_jobs",
     "release_claims",
