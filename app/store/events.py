@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.store import scripts, stats
 from app.store.codec import from_hash
 from app.store.enqueue import enqueue_runs
+from app.store.event_records import attach_events
 from app.store.keys import Keys
 from app.store.scheduling import ms
 
@@ -93,7 +94,8 @@ def create_event_runs(
             "data", f"at most {EVENT_DATA_MAX} bytes as JSON, got {len(data_json)}"
         )
     event_id = str(uuid.uuid4())
-    event: dict[str, Any] = {"id": event_id, "name": name, "data": data or {}}
+    # the runs keep the event's id, name and depth; its data is stored once, in the event record
+    event: dict[str, Any] = {"id": event_id, "name": name}
     if depth:
         event["depth"] = depth
     event_json = _json.encode(event).decode()
@@ -112,6 +114,7 @@ def create_event_runs(
             name,
             event_id,
             event_json,
+            data_json.decode(),
             task_ids[start : start + CHUNK],
         )
     if not made:
@@ -125,7 +128,7 @@ def create_event_runs(
         pipe.hgetall(keys.run(run_id))
     replies = pipe.execute()
     runs = [from_hash(Run, fields) for fields in replies[-len(made) :] if fields]
-    return event_id, runs
+    return event_id, attach_events(client, keys, runs)
 
 
 class EventTooDeep(ValidationError):
@@ -173,6 +176,7 @@ def _emit_chunk(
     name: str,
     event_id: str,
     event_json: str,
+    data_json: str,
     task_ids: list[str],
 ) -> list[tuple[str, str]]:
     """Create the runs of the tasks among ``task_ids`` whose pattern matches; retried when a
@@ -182,7 +186,7 @@ def _emit_chunk(
         for task_id in task_ids:
             pipe.hmget(keys.task(task_id), "schedule_expr", "dedupe_key")
         snapshots = pipe.execute()
-        key_list = [keys.outbox, keys.delayed]
+        key_list = [keys.outbox, keys.delayed, keys.event(event_id)]
         args: list[Any] = [
             clock.now_ms(),
             agent_id,
@@ -191,6 +195,7 @@ def _emit_chunk(
             settings.run_history,
             ms(settings.enqueue_grace_seconds),
             keys.wake,
+            data_json,
         ]
         for task_id, (expr, dedupe) in zip(task_ids, snapshots, strict=True):
             if not matches(expr, name):
@@ -203,7 +208,7 @@ def _emit_chunk(
                 keys.dedupe(agent_id, dedupe) if dedupe else keys.run(run_id),
             ]
             args += [task_id, run_id, expr, dedupe or ""]
-        if len(key_list) == 2:
+        if len(key_list) == 3:
             return []
         reply = scripts.script(client, "emit_event")(keys=key_list, args=args)
         if scripts.is_error(reply) and reply[0] == scripts.ErrorCode.STALE:

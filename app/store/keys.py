@@ -35,6 +35,9 @@ P:secrets:<agent_id>                  hash    the agent's secrets: name -> JSON 
 P:signing:<agent_id>                  string  the agent's webhook signing key, sealed when
                                               CHIME_SECRET_KEY is set (``app/store/secrets.py``)
 P:stats                               hash    counters for /metrics
+P:event:<event_id>                    hash    an event's data, stored once: ``data`` (JSON),
+                                              ``refs`` (runs referring to it; the last one
+                                              trimmed from a history deletes it)
 P:static_agents                       set     the CHIME_AGENT_TOKENS agents the web process
                                               last started with (one taken out is revoked)
 P:limits                              hash    the default per-agent limits, as the processes'
@@ -138,3 +141,6 @@ class Keys:
 
     def agent_starts(self, agent: str) -> str:
         return f"{self.p}:astarts:{agent}"
+
+    def event(self, event_id: str) -> str:
+        return f"{self.p}:event:{event_id}"

@@ -28,6 +28,7 @@ from app.core.task import Run, Task
 from app.settings import Settings
 from app.store import scripts
 from app.store.codec import from_hash
+from app.store.event_records import attach_events, attach_events_async
 from app.store.keys import Keys
 from app.store.scripts import ErrorCode, ScriptError
 from app.store.semaphore import slot_keys
@@ -62,7 +63,7 @@ class Finished:
 
 def load_run(client: redis.Redis, keys: Keys, run_id: str) -> Run | None:
     fields = client.hgetall(keys.run(run_id))
-    return from_hash(Run, fields) if fields else None
+    return attach_events(client, keys, [from_hash(Run, fields)])[0] if fields else None
 
 
 def load_task(client: redis.Redis, keys: Keys, task_id: str) -> Task | None:
@@ -423,7 +424,8 @@ async def load_runs(client: AsyncRedis, keys: Keys, run_ids: Sequence[str]) -> l
     pipe = client.pipeline(transaction=False)
     for run_id in run_ids:
         pipe.hgetall(keys.run(run_id))
-    return [from_hash(Run, f) if f else None for f in await pipe.execute()]
+    runs = [from_hash(Run, f) if f else None for f in await pipe.execute()]
+    return await attach_events_async(client, keys, runs)
 
 
 async def load_tasks(
