@@ -3,11 +3,11 @@ has 10,000 runs queued, and what the per-agent limits cost end to end.
 
 Runs on its own ``redis-server`` (``app.embedded_redis``), never on the machine's Redis.
 
-Part 1, B's wait. Agent A queues N = 10,000 runs (``run_now`` through the task store, the
-queued ones put on RQ as the API does) of a task at priority 1 whose pipeline is one ``sleep``
-of ``--sleep`` seconds; one ``chime worker`` at its defaults starts; once A's runs are running,
-agent B creates one run of a task at priority 5 (a ``log`` step). B's wait = its run's
-``started_at`` - ``created_at``. In the same run:
+Part 1, B's wait. Agent A queues N = 10,000 runs (``run_now`` through the task store, ten
+runs of each of 1,000 tasks, the queued ones put on RQ as the API does) at priority 1, each a
+pipeline of one ``sleep`` of ``--sleep`` seconds, while one ``chime worker`` at its defaults
+runs; once A's runs are running, agent B creates one run of a task at priority 5 (a ``log``
+step). B's wait = its run's ``started_at`` - ``created_at``. In the same run:
 
 - ``alone``: B's run with nothing else queued;
 - ``flood, limits``: A at the default limits (``max_running`` 100: A's excess waits ``pending``
@@ -50,6 +50,7 @@ AGENT_A = "5b0c6a1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b"
 AGENT_B = "6c1d7b2f-3a4e-4f6a-9bac-1d2e3f4a5b6c"
 LOG = {"steps": [{"name": "hello", "action": "log", "params": {"message": "hi"}}]}
 LEAD_SECONDS = 4.0
+RUNS_PER_TASK = 10
 
 
 def env_for(url: str, tree: Path) -> dict[str, str]:
@@ -115,16 +116,15 @@ def b_wait(url: str, flood: int, sleep: float, bounded: bool) -> float:
     worker = start(url, ROOT, "worker")
     try:
         if flood:
-            a, _ = store.create(
-                task(
-                    AGENT_A,
-                    {"steps": [{"name": "s", "action": "sleep", "params": {"seconds": sleep}}]},
-                    1,
-                )
-            )
-            made = []
-            for _ in range(flood):
-                made.append(store.run_now(a.id, AGENT_A))
+            sleep_step = {"name": "s", "action": "sleep", "params": {"seconds": sleep}}
+            # ten runs per task: a task's history is capped, and A's load is in its runs
+            tasks = [
+                store.create(task(AGENT_A, {"steps": [sleep_step]}, 1))[0]
+                for _ in range(max(1, flood // RUNS_PER_TASK))
+            ]
+            made = [store.run_now(t.id, AGENT_A) for t in tasks for _ in range(RUNS_PER_TASK)][
+                :flood
+            ]
             enqueue_runs(rq, keys, [(r.id, r.priority) for r in made if r.status == "queued"])
             wait_for(client, keys.run(made[0].id), "started_at", 60)
         b, _ = store.create(task(AGENT_B, LOG, 5))

@@ -37,6 +37,11 @@ if not run[1] then
   return {-1, 'run'}
 end
 if run[1] ~= 'queued' then
+  if run[1] ~= 'running' and run[4] then
+    -- a duplicate job of a run that ended (canceled while queued): its slot is free now
+    redis.call('ZREM', chime_agent_gate(chime_key_base(running_key, 'running'), run[4]).slots,
+      run[2])
+  end
   return {-2, run[1]}
 end
 local task = redis.call('HMGET', task_key, 'id', 'concurrency_key', 'concurrency_limit')
@@ -73,6 +78,7 @@ if run[4] then
     and redis.call('ZCARD', g.slots) >= g.max_running then
     -- admitted once, its slot lapsed while it waited on RQ: it keeps its turn
     redis.call('LPUSH', g.waiting, run_id)
+    redis.call('SADD', g.base .. 'awaiting', run[4])
     redis.call('HSET', run_key, 'status', 'pending')
     return parked(handed)
   end

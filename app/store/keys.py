@@ -47,6 +47,7 @@ P:aslots:<agent>                      zset    run ids holding one of the agent's
                                               ``max_running`` slots (queued or running), by
                                               lease expiry
 P:await:<agent>                       list    the agent's run ids waiting for a slot, FIFO
+P:awaiting                            set     agent ids with runs waiting for a slot
 P:astarts:<agent>                     zset    the agent's attempt starts (``run_id:attempt``)
                                               by start time (ms), the last minute's
 ====================================  ======  ==================================================
@@ -85,6 +86,7 @@ class Keys:
         self.stats = f"{self.p}:stats"
         self.default_limits = f"{self.p}:limits"
         self.static_agents = f"{self.p}:static_agents"
+        self.awaiting = f"{self.p}:awaiting"
 
     def task(self, task_id: str) -> str:
         return f"{self.p}:task:{task_id}"

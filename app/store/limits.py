@@ -17,6 +17,7 @@ from app.core.schedules import parse_schedule
 from app.core.status import ScheduleKind
 from app.core.task import Task
 from app.settings import Settings
+from app.store import scripts
 from app.store.keys import Keys
 
 
@@ -100,3 +101,19 @@ def check_interval(client: redis.Redis, keys: Keys, settings: Settings, task: Ta
     start = datetime.fromtimestamp(task.created_at / 1000, UTC)
     schedule = parse_schedule(task.schedule_kind, task.schedule_expr, task.timezone, start)
     check_min_interval(schedule.next_after, schedule.first(start), minimum)
+
+
+#: agents one sweep of the waiting lines looks at
+FILL_BATCH = 100
+
+
+def hand_free_slots(
+    client: redis.Redis, keys: Keys, settings: Settings, now_ms: int
+) -> list[tuple[str, int]]:
+    """Give slots freed by a lapsed lease to the runs waiting for them (``lua/fill_agents.lua``);
+    returns ``(run_id, priority)`` of the runs to enqueue."""
+    flat = scripts.script(client, "fill_agents")(
+        keys=[keys.awaiting, keys.outbox],
+        args=[now_ms, round(settings.enqueue_grace_seconds * 1000), keys.run(""), FILL_BATCH],
+    )
+    return [(_s(flat[i]), int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]

@@ -60,6 +60,7 @@ NAMES = (
     "commit_occurrence",
     "create_task",
     "emit_event",
+    "fill_agents",
     "finish_run",
     "pause_for",
     "pause_task",

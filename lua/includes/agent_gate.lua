@@ -13,7 +13,8 @@
 -- chime_agent_window(g, now) -> nil when one more start fits in the last minute's window, else
 --   the time (ms) the window lets the next one start.
 -- chime_agent_admit(g, run_key, run_id, now) -> true when the run holds a slot (already, or
---   now); false: it waits `pending` at the tail of the agent's FIFO.
+--   now); false: it waits `pending` at the tail of the agent's FIFO (and the agent joins the
+--   set base..'awaiting' that lua/fill_agents.lua sweeps).
 -- chime_agent_delay(base, run_key, run_id, at) -> the run waits `pending` in delayed until
 --   `at` (published on the wake channel when it is the earliest).
 -- chime_agent_release(g, run_id) -> the run's slot is free.
@@ -31,6 +32,7 @@ local function chime_agent_gate(base, agent)
     'lease_ms')
   return {
     base = base,
+    agent = agent,
     slots = base .. 'aslots:' .. agent,
     waiting = base .. 'await:' .. agent,
     starts = base .. 'astarts:' .. agent,
@@ -59,6 +61,7 @@ local function chime_agent_admit(g, run_key, run_id, now)
     return true
   end
   redis.call('RPUSH', g.waiting, run_id)
+  redis.call('SADD', g.base .. 'awaiting', g.agent)
   redis.call('HSET', run_key, 'status', 'pending')
   return false
 end

@@ -9,8 +9,9 @@ import redis
 from app import clock
 from app.settings import Settings
 from app.store.keys import Keys
-from app.store.limits import set_overrides, usage
+from app.store.limits import hand_free_slots, set_overrides, usage
 from app.store.runs import finish_run, load_run, recover_lapsed_runs, renew_run, start_run
+from app.store.scripts import ScriptError
 from app.store.tasks import TaskStore
 from tests.workers.factories import AGENT, OTHER_AGENT, make_task
 
@@ -156,3 +157,38 @@ def test_no_retry_waits_less_than_the_floor(
     assert retry.next_attempt_at is not None
     assert retry.next_attempt_at >= before + round(settings.retry_min_delay_seconds * 1000)
     assert settings.retry_min_delay_seconds == 1.0
+
+
+def test_a_slot_freed_by_its_lease_reaches_the_waiting_runs_without_another_event(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    """A run canceled while queued by code that does not give its slot back: the slot lapses,
+    and the sweep of the waiting lines hands it on (nobody else would)."""
+    set_overrides(r, keys, AGENT, {"max_running": 1})
+    task, _ = store.create(make_task())
+    lost = store.run_now(task.id, AGENT)
+    waiting = store.run_now(task.id, AGENT)
+    assert waiting.status == "pending"
+    assert r.smembers(keys.awaiting) == {AGENT}
+    r.hset(keys.run(lost.id), "status", "canceled")
+    assert hand_free_slots(r, keys, settings, clock.now_ms()) == []
+    clock.shift(settings.semaphore_lease_seconds * 1000 + 1)
+    assert hand_free_slots(r, keys, settings, clock.now_ms()) == [(waiting.id, 5)]
+    assert status(r, keys, waiting.id) == "queued"
+    assert r.zscore(keys.outbox, waiting.id) is not None
+    assert r.smembers(keys.awaiting) == set()
+
+
+def test_a_duplicate_job_of_a_run_canceled_while_queued_frees_its_slot(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    set_overrides(r, keys, AGENT, {"max_running": 1})
+    task, _ = store.create(make_task())
+    canceled = store.run_now(task.id, AGENT)
+    r.hset(keys.run(canceled.id), "status", "canceled")
+    assert r.zscore(keys.agent_slots(AGENT), canceled.id) is not None
+    run = load_run(r, keys, canceled.id)
+    assert run is not None
+    with pytest.raises(ScriptError):
+        start_run(r, keys, settings, run)
+    assert r.zscore(keys.agent_slots(AGENT), canceled.id) is None
