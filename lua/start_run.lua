@@ -6,7 +6,8 @@
 -- `max_runs_per_minute` the run waits `pending` in delayed until the window allows; without
 -- one of the agent's `max_running` slots (its slot lapsed while queued and others took them)
 -- it waits at the head of the agent's FIFO. A run parked for its concurrency key gives its
--- agent slot back. A started attempt is counted in the agent's window.
+-- agent slot back. A started attempt is counted in the agent's window. A duplicate job of a
+-- run that is neither queued nor running (canceled while queued) drops the run's agent slot.
 --
 -- KEYS[1]  run hash
 -- KEYS[2]  task hash

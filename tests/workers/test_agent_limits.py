@@ -138,3 +138,45 @@ def test_a_killed_worker_leaks_no_slot_of_its_agent(
         ended = load_run(r, keys, run.id)
         assert ended is not None and ended.attempt == 2
     assert r.zcard(keys.agent_slots(AGENT)) == 0
+
+
+def test_a_zero_delay_retry_storm_waits_the_floor_between_attempts(
+    settings: Settings,
+    store: TaskStore,
+    r: redis.Redis,
+    rq_client: redis.Redis,
+    keys: Keys,
+    workers: Workers,
+    sink: AsyncSink,
+) -> None:
+    """``max_retries`` 25 with a 0 s delay no longer runs 26 attempts at once."""
+    step = {"name": "f", "action": "fail", "params": {"message": "again"}}
+    task, _ = store.create(
+        make_task([step], max_retries=25, retry_delay_seconds=0.0, backoff_strategy="fixed")
+    )
+    (run,) = run_many(store, rq_client, keys, task, 1)
+    workers.start("--concurrency", "10")
+
+    # attempt n waiting: (when attempt n - 1 started, when attempt n may start)
+    waits: dict[int, tuple[int, int]] = {}
+
+    def three_retries() -> bool:
+        release_due(r, rq_client, settings)
+        got = load_run(r, keys, run.id)
+        if got is not None and got.status == "pending" and got.next_attempt_at is not None:
+            assert got.started_at is not None
+            waits[got.attempt] = (got.started_at, got.next_attempt_at)
+        return {2, 3, 4} <= set(waits)
+
+    wait_until(three_retries, timeout=90, what="three retries")
+    floor_ms = settings.retry_min_delay_seconds * 1000
+    for n in (2, 3, 4):
+        started, allowed = waits[n]
+        assert allowed - started >= floor_ms
+    for n in (2, 3):
+        # attempt n started only once its wait was over
+        assert waits[n + 1][0] >= waits[n][1]
+    # another agent's run goes on meanwhile
+    other, _ = store.create(make_task(hold(sink, 10, "b"), created_by=OTHER_AGENT))
+    (other_run,) = run_many(store, rq_client, keys, other, 1)
+    wait_until(lambda: status_of(r, keys, other_run.id) == "succeeded", what="the other run")
