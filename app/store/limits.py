@@ -14,6 +14,7 @@ import redis
 
 from app.core.limits import WINDOW_MS, Limits, check_min_interval
 from app.core.schedules import parse_schedule
+from app.core.schedules.budget import Budget
 from app.core.status import ScheduleKind
 from app.core.task import Task
 from app.settings import Settings
@@ -98,9 +99,14 @@ def check_interval(client: redis.Redis, keys: Keys, settings: Settings, task: Ta
     if task.schedule_kind not in (ScheduleKind.CRON, ScheduleKind.RRULE):
         return
     minimum = agent_limits(client, keys, settings, task.created_by).min_interval_seconds
+    if minimum <= 1:
+        return  # occurrences are whole seconds apart: nothing to look at
     start = datetime.fromtimestamp(task.created_at / 1000, UTC)
     schedule = parse_schedule(task.schedule_kind, task.schedule_expr, task.timezone, start)
-    check_min_interval(schedule.next_after, schedule.first(start), minimum)
+    budget = Budget()  # one bound for the whole check, as for one occurrence
+    check_min_interval(
+        lambda t: schedule.next_after(t, budget), schedule.first(start, budget), minimum
+    )
 
 
 #: agents one sweep of the waiting lines looks at
