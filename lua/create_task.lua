@@ -11,10 +11,11 @@
 -- ARGV[4]  idempotency TTL (ms), '' when there is no idempotency key
 -- ARGV[5]  wake channel
 -- ARGV[6..] field, value pairs of the hash
--- Returns {'created', id} or {'existing', first_id}; {-4, id} if the task id exists already;
--- {-6, max_tasks} when the agent (field created_by) has reached its max_tasks
+-- Returns {'created', id} or {'existing', first_id}; {ERR_EXISTS, id} if the task id exists
+-- already; {ERR_QUOTA, max_tasks} when the agent (field created_by) has reached its max_tasks
 -- (includes/agent_quota.lua).
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 -- @include "includes/agent_quota.lua"
 
@@ -28,29 +29,26 @@ if idem_ttl ~= '' then
   end
 end
 if redis.call('EXISTS', task_key) == 1 then
-  return {-4, task_id}
+  return {ERR_EXISTS, task_id}
 end
 
-local fields = {}
+local agent_field = 'created_by'
 local agent = nil
-for i = 6, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-  if ARGV[i] == 'created_by' and i % 2 == 0 then
+for i = 6, #ARGV - 1, 2 do
+  if ARGV[i] == agent_field then
     agent = ARGV[i + 1]
   end
 end
 if agent then
   local full = chime_agent_tasks_full(chime_key_base(due_key, 'due'), agent)
   if full then
-    return {-6, tostring(full)}
+    return {ERR_QUOTA, tostring(full)}
   end
 end
-redis.call('HSET', task_key, unpack(fields))
-local indexes = {}
+redis.call('HSET', task_key, unpack(ARGV, 6))
 for i = 4, 11 do
-  indexes[#indexes + 1] = KEYS[i]
+  redis.call('ZADD', KEYS[i], created_at, task_id)
 end
-chime_reindex({}, indexes, task_id, created_at)
 if next_run_at ~= '' then
   chime_set_due(due_key, wake, task_id, next_run_at)
 end

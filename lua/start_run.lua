@@ -22,9 +22,11 @@
 -- ARGV[5]  outbox grace (ms) for runs handed a slot
 -- Returns {'running', attempt, handed...} or {'parked', 0, handed...}, where handed is
 -- {run_id, priority, ...} of waiting runs given a slot freed by a lapsed holder (to enqueue);
--- {-1, 'run'} no such run; {-1, 'task'} no such task; {-2, status} the run is not queued;
--- {-3, 'concurrency_key'} the task's concurrency key changed since the caller read it.
+-- {ERR_NOT_FOUND, 'run'} no such run; {ERR_NOT_FOUND, 'task'} no such task;
+-- {ERR_CONFLICT, status} the run is not queued;
+-- {ERR_STALE, 'concurrency_key'} the task's concurrency key changed since the caller read it.
 
+-- @include "includes/errors.lua"
 -- @include "includes/semaphore.lua"
 -- @include "includes/agent_gate.lua"
 
@@ -33,26 +35,27 @@ local run_key, task_key, running_key, outbox_key, sem_key, fifo_key =
 local now, lease_ms, ckey, run_prefix, grace_ms =
   tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 
-local run = redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'agent_id')
-if not run[1] then
-  return {-1, 'run'}
+local run_status, run_id, run_attempt, run_agent =
+  unpack(redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'agent_id'))
+if not run_status then
+  return {ERR_NOT_FOUND, 'run'}
 end
-if run[1] ~= 'queued' then
-  if run[1] ~= 'running' and run[4] then
+if run_status ~= 'queued' then
+  if run_status ~= 'running' and run_agent then
     -- a duplicate job of a run that ended (canceled while queued): its slot is free now
-    redis.call('ZREM', chime_agent_gate(chime_key_base(running_key, 'running'), run[4]).slots,
-      run[2])
+    local gate = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
+    redis.call('ZREM', gate.slots, run_id)
   end
-  return {-2, run[1]}
+  return {ERR_CONFLICT, run_status}
 end
-local task = redis.call('HMGET', task_key, 'id', 'concurrency_key', 'concurrency_limit')
-if not task[1] then
-  return {-1, 'task'}
+local task_id, task_ckey, task_limit =
+  unpack(redis.call('HMGET', task_key, 'id', 'concurrency_key', 'concurrency_limit'))
+if not task_id then
+  return {ERR_NOT_FOUND, 'task'}
 end
-if (task[2] or '') ~= ckey then
-  return {-3, 'concurrency_key'}
+if (task_ckey or '') ~= ckey then
+  return {ERR_STALE, 'concurrency_key'}
 end
-local run_id = run[2]
 
 local function parked(handed)
   redis.call('ZREM', outbox_key, run_id)
@@ -65,8 +68,8 @@ end
 
 local handed = {}
 local g = nil
-if run[4] then
-  g = chime_agent_gate(chime_key_base(running_key, 'running'), run[4])
+if run_agent then
+  g = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
   local reopen = chime_agent_window(g, now)
   if reopen then
     chime_agent_release(g, run_id)
@@ -79,14 +82,14 @@ if run[4] then
     and redis.call('ZCARD', g.slots) >= g.max_running then
     -- admitted once, its slot lapsed while it waited on RQ: it keeps its turn
     redis.call('LPUSH', g.waiting, run_id)
-    redis.call('SADD', g.base .. 'awaiting', run[4])
+    redis.call('SADD', g.base .. 'awaiting', run_agent)
     redis.call('HSET', run_key, 'status', 'pending')
     return parked(handed)
   end
 end
 
 if ckey ~= '' then
-  local limit = tonumber(task[3] or '1')
+  local limit = tonumber(task_limit or '1')
   handed = chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, grace_ms,
     run_prefix)
   if redis.call('ZSCORE', sem_key, run_id) or redis.call('ZCARD', sem_key) < limit then
@@ -106,14 +109,14 @@ end
 
 if g then
   redis.call('ZADD', g.slots, now + lease_ms, run_id)
-  redis.call('ZADD', g.starts, now, run_id .. ':' .. (run[3] or '1'))
+  redis.call('ZADD', g.starts, now, run_id .. ':' .. (run_attempt or '1'))
 end
 
 redis.call('HSET', run_key, 'status', 'running', 'started_at', now)
 redis.call('HDEL', run_key, 'next_attempt_at', 'sem_handover')
 redis.call('ZREM', outbox_key, run_id)
 redis.call('ZADD', running_key, now + lease_ms, run_id)
-local out = {'running', tonumber(run[3] or '1')}
+local out = {'running', tonumber(run_attempt or '1')}
 for _, v in ipairs(handed) do
   out[#out + 1] = v
 end

@@ -150,31 +150,7 @@ class Scheduler:
         skipped = 0
         pending: Sequence[Claim] = claims
         for _ in range(_RETRIES):
-            tasks = self._load_tasks([c.member for c in pending])
-            give_back: list[Claim] = []
-            commits: list[tuple[Claim, Task, Any]] = []
-            for c, task in zip(pending, tasks, strict=True):
-                if (
-                    task is None
-                    or task.status != TaskStatus.ACTIVE
-                    or task.schedule_kind == ScheduleKind.EVENT
-                    or task.next_run_at is None
-                    or task.next_run_at > now
-                ):
-                    give_back.append(c)
-                    continue
-                try:
-                    plan = plan_occurrence(task, now, self.misfire_ms)
-                except ScheduleError as exc:
-                    # this task alone stops: paused, saying why; the batch goes on
-                    self._pause_unplannable(task, c, exc)
-                    continue
-                except Exception:
-                    # left claimed: retried when the lease lapses, and logged each time
-                    logger.exception("scheduler.plan_failed", extra={"task_id": task.id})
-                    self._held.pop(c.member, None)
-                    continue
-                commits.append((c, task, plan))
+            give_back, commits = self._plan(pending, now)
             if give_back:
                 release_claims(self.r, self.keys, "due", give_back)
                 for c in give_back:
@@ -218,6 +194,39 @@ class Scheduler:
             "scheduler.batch",
             extra={"claimed": len(claims), "enqueued": len(queued), "skipped": skipped},
         )
+
+    def _plan(
+        self, claims: Sequence[Claim], now: int
+    ) -> tuple[list[Claim], list[tuple[Claim, Task, Any]]]:
+        """(claims to give back: the task is not due any more, (claim, task, plan) to commit);
+        a task whose schedule cannot be computed is paused alone; any other failure of its plan
+        leaves it claimed, retried when the lease lapses."""
+        tasks = self._load_tasks([c.member for c in claims])
+        give_back: list[Claim] = []
+        commits: list[tuple[Claim, Task, Any]] = []
+        for c, task in zip(claims, tasks, strict=True):
+            if (
+                task is None
+                or task.status != TaskStatus.ACTIVE
+                or task.schedule_kind == ScheduleKind.EVENT
+                or task.next_run_at is None
+                or task.next_run_at > now
+            ):
+                give_back.append(c)
+                continue
+            try:
+                plan = plan_occurrence(task, now, self.misfire_ms)
+            except ScheduleError as exc:
+                # this task alone stops: paused, saying why; the batch goes on
+                self._pause_unplannable(task, c, exc)
+                continue
+            except Exception:
+                # left claimed: retried when the lease lapses, and logged each time
+                logger.exception("scheduler.plan_failed", extra={"task_id": task.id})
+                self._held.pop(c.member, None)
+                continue
+            commits.append((c, task, plan))
+        return give_back, commits
 
     def _pause_unplannable(self, task: Task, claim: Claim, exc: ScheduleError) -> None:
         """A task whose next occurrence cannot be computed (a rule too slow to compute within

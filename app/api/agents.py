@@ -5,7 +5,7 @@ from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, RawBody
 
 from app import clock
-from app.api.auth import admin_only, authenticate
+from app.api.auth import AUTHENTICATE, admin_only
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import (
@@ -30,7 +30,8 @@ from app.store.revocation import stop_agent_tasks
 class AgentController(Controller):
     path = "/agents"
     tags = ("agents",)
-    guards = (authenticate, admin_only)
+    middleware = AUTHENTICATE
+    guards = (admin_only,)
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 
@@ -102,7 +103,7 @@ class AgentController(Controller):
 class AgentMeController(Controller):
     path = "/agents/me"
     tags = ("agents",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 

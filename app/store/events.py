@@ -15,6 +15,7 @@ import msgspec
 import redis
 
 from app import clock
+from app.clock import ms
 from app.core.errors import ChimeError, Conflict, ValidationError
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.task import Run
@@ -24,7 +25,6 @@ from app.store.codec import from_hash
 from app.store.enqueue import enqueue_runs
 from app.store.event_records import attach_events
 from app.store.keys import Keys
-from app.store.scheduling import ms
 
 #: Candidates per script call: bounds the KEYS of one call; each task's run stands alone.
 CHUNK = 250

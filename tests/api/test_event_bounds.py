@@ -14,8 +14,10 @@ from app.core.task import Task
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.api.conftest import AGENT_A, AGENT_B, LOG_PIPELINE, A, B, assert_400, create
-from tests.workers.factories import make_task
+from tests.support.agents import AGENT_A, AGENT_B, A, B
+from tests.support.api import assert_400, create
+from tests.support.records import LOG_PIPELINE
+from tests.support.workers import worker_task as make_task
 
 
 @pytest.fixture

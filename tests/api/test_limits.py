@@ -6,7 +6,8 @@ from typing import Any
 
 from litestar.testing import TestClient
 
-from tests.api.conftest import ADMIN, AGENT_A, A, B, assert_400, create, task_body
+from tests.support.agents import ADMIN, AGENT_A, A, B
+from tests.support.api import assert_400, create, task_body
 
 
 def set_limits(api: TestClient[Any], agent: str, **limits: Any) -> dict[str, Any]:

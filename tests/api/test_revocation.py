@@ -15,7 +15,8 @@ from app.store.connection import rq_client
 from app.store.keys import Keys, queue_name
 from app.store.limits import set_overrides
 from app.store.revocation import sync_static_agents
-from tests.api.conftest import ADMIN, AGENT_A, AGENT_B, B, task_body
+from tests.support.agents import ADMIN, AGENT_A, AGENT_B, B
+from tests.support.api import task_body
 from workers.scheduler import Scheduler
 
 EVERY_SECOND = {"schedule_kind": "cron", "schedule_expr": "* * * * * *"}

@@ -8,7 +8,9 @@ import redis
 
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import OTHER_AGENT, create, runs_of, spawn_scheduler, wait_for
+from tests.scheduler.support import create, runs_of, spawn_scheduler
+from tests.support.agents import OTHER_AGENT
+from tests.support.waiting import wait_for
 
 EVERY_SECOND = "* * * * * *"
 

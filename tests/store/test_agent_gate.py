@@ -13,7 +13,8 @@ from app.store.limits import hand_free_slots, set_overrides, usage
 from app.store.runs import finish_run, load_run, recover_lapsed_runs, renew_run, start_run
 from app.store.scripts import ScriptError
 from app.store.tasks import TaskStore
-from tests.workers.factories import AGENT, OTHER_AGENT, make_task
+from tests.support.agents import AGENT, OTHER_AGENT
+from tests.support.workers import worker_task as make_task
 
 
 @pytest.fixture

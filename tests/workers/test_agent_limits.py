@@ -14,8 +14,10 @@ from app.store.keys import Keys
 from app.store.limits import set_overrides
 from app.store.runs import load_run
 from app.store.tasks import TaskStore
-from tests.workers.conftest import Workers, status_of, wait_until
-from tests.workers.factories import AGENT, OTHER_AGENT, make_task, release_due
+from tests.support.agents import AGENT, OTHER_AGENT
+from tests.support.waiting import wait_for
+from tests.support.workers import Workers, release_due, status_of
+from tests.support.workers import worker_task as make_task
 from tests.workers.sink import AsyncSink
 
 
@@ -55,7 +57,7 @@ def test_max_running_holds_across_two_workers_and_runs_start_in_order(
     assert count(r, keys, runs, "pending") == 21
     workers.start("--concurrency", "50")
     workers.start("--concurrency", "50")
-    wait_until(lambda: count(r, keys, runs, "succeeded") == 24, timeout=120, what="24 runs")
+    wait_for(lambda: count(r, keys, runs, "succeeded") == 24, timeout=120, what="24 runs")
     assert sink.record.peak["a"] <= 3
     assert sink.record.peak["a"] >= 2
     # handed a slot in the order they waited; two workers may start two handed runs in
@@ -86,7 +88,7 @@ def test_another_agent_s_run_is_not_held_behind_a_thousand_queued_at_priority_on
     assert b_run.status == "queued"
     workers.start("--concurrency", "150")
     try:
-        wait_until(lambda: status_of(r, keys, b_run.id) == "succeeded", timeout=60, what="B's run")
+        wait_for(lambda: status_of(r, keys, b_run.id) == "succeeded", timeout=60, what="B's run")
     except AssertionError:
         print(
             r.hgetall(keys.run(b_run.id)),
@@ -122,7 +124,7 @@ def test_a_killed_worker_leaks_no_slot_of_its_agent(
     quick, _ = store.create(make_task())
     runs = run_many(store, rq_client, keys, stalled, 2) + run_many(store, rq_client, keys, quick, 2)
     doomed = workers.start("--concurrency", "10", **env)
-    wait_until(lambda: len(sink.record.arrivals) == 2, timeout=60, what="2 runs in flight")
+    wait_for(lambda: len(sink.record.arrivals) == 2, timeout=60, what="2 runs in flight")
     assert count(r, keys, runs, "running") == 2
     assert count(r, keys, runs, "pending") == 2
     doomed.send_signal(signal.SIGKILL)
@@ -133,7 +135,7 @@ def test_a_killed_worker_leaks_no_slot_of_its_agent(
         release_due(r, rq_client, settings)
         return count(r, keys, runs, "succeeded") == 4
 
-    wait_until(done, timeout=120, what="every run done after the kill")
+    wait_for(done, timeout=120, what="every run done after the kill")
     for run in runs[:2]:
         ended = load_run(r, keys, run.id)
         assert ended is not None and ended.attempt == 2
@@ -168,7 +170,7 @@ def test_a_zero_delay_retry_storm_waits_the_floor_between_attempts(
             waits[got.attempt] = (got.started_at, got.next_attempt_at)
         return {2, 3, 4} <= set(waits)
 
-    wait_until(three_retries, timeout=90, what="three retries")
+    wait_for(three_retries, timeout=90, what="three retries")
     floor_ms = settings.retry_min_delay_seconds * 1000
     for n in (2, 3, 4):
         started, allowed = waits[n]
@@ -179,4 +181,4 @@ def test_a_zero_delay_retry_storm_waits_the_floor_between_attempts(
     # another agent's run goes on meanwhile
     other, _ = store.create(make_task(hold(sink, 10, "b"), created_by=OTHER_AGENT))
     (other_run,) = run_many(store, rq_client, keys, other, 1)
-    wait_until(lambda: status_of(r, keys, other_run.id) == "succeeded", what="the other run")
+    wait_for(lambda: status_of(r, keys, other_run.id) == "succeeded", what="the other run")

@@ -13,8 +13,10 @@ from app.store.events import MAX_DEPTH, emit_event
 from app.store.history import list_runs
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.workers.conftest import Workers, status_of, wait_until
-from tests.workers.factories import AGENT, OTHER_AGENT, make_task
+from tests.support.agents import AGENT, OTHER_AGENT
+from tests.support.waiting import wait_for
+from tests.support.workers import Workers, status_of
+from tests.support.workers import worker_task as make_task
 
 
 def runs_of(r: redis.Redis, keys: Keys, task_id: str) -> list[Run]:
@@ -40,7 +42,7 @@ def test_a_task_emitting_its_own_event_stops_past_depth_eight(
     def failed_one() -> list[Run]:
         return [run for run in runs_of(r, keys, task.id) if run.status == "failed"]
 
-    (last,) = wait_until(failed_one, timeout=60, what="the hop past the limit")
+    (last,) = wait_for(failed_one, timeout=60, what="the hop past the limit")
     assert last.error is not None and f"past the limit of {MAX_DEPTH}" in last.error
     assert last.event is not None and last.event.get("depth") == MAX_DEPTH
     runs = runs_of(r, keys, task.id)
@@ -50,7 +52,7 @@ def test_a_task_emitting_its_own_event_stops_past_depth_eight(
     # another agent's run is unaffected
     other_run = store.run_now(other.id, OTHER_AGENT)
     enqueue_runs(rq_client, keys, [(other_run.id, other_run.priority)])
-    wait_until(lambda: status_of(r, keys, other_run.id) == "succeeded", what="the other run")
+    wait_for(lambda: status_of(r, keys, other_run.id) == "succeeded", what="the other run")
 
 
 def test_event_emit_data_over_64_kib_fails_the_step(
@@ -71,7 +73,7 @@ def test_event_emit_data_over_64_kib_fails_the_step(
     run = store.run_now(task.id, AGENT)
     enqueue_runs(rq_client, keys, [(run.id, run.priority)])
     workers.start("--concurrency", "10")
-    wait_until(lambda: status_of(r, keys, run.id) == "failed", what="the failed step")
+    wait_for(lambda: status_of(r, keys, run.id) == "failed", what="the failed step")
     (done,) = runs_of(r, keys, task.id)
     assert done.error is not None and "data" in done.error and "65536" in done.error
     assert runs_of(r, keys, listener.id) == []
