@@ -5,6 +5,8 @@
 --   task_id, task_key, runs_key, run_key, outbox_key, delayed_key, dedupe_key ('' for none),
 --   run_key_prefix (runs of this task are trimmed by id: '{chime}:run:'),
 --   run_id, trigger, scheduled_for (ms), now (ms), event_json ('' for none),
+--   event_key (optional: the event record the run refers to for the event's data; a run
+--   trimmed from the history gives up its reference, and the last one deletes the record),
 --   history_cap, grace_ms
 -- The task hash must exist (callers check). A run id that exists already creates nothing: a
 -- scheduler that repeats a commit after a crash makes no second run.
@@ -34,6 +36,10 @@ local function chime_trim_history(runs_key, run_key_prefix, cap)
     local rkey = run_key_prefix .. id
     local status = redis.call('HGET', rkey, 'status')
     if not status or chime_terminal[status] then
+      local event_key = redis.call('HGET', rkey, 'event_key')
+      if event_key and redis.call('HINCRBY', event_key, 'refs', -1) <= 0 then
+        redis.call('DEL', event_key)
+      end
       redis.call('DEL', rkey)
       redis.call('ZREM', runs_key, id)
     end
@@ -60,6 +66,10 @@ local function chime_create_run(c)
   if c.event_json ~= '' then
     table.insert(fields, 'event')
     table.insert(fields, c.event_json)
+  end
+  if c.event_key and c.event_key ~= '' then
+    table.insert(fields, 'event_key')
+    table.insert(fields, c.event_key)
   end
   redis.call('HSET', c.run_key, unpack(fields))
   redis.call('ZADD', c.runs_key, c.scheduled_for, c.run_id)
@@ -93,22 +103,27 @@ local function chime_create_run(c)
       'canceled: replaced by run ' .. c.run_id)
     redis.call('HDEL', c.task_key, 'overlap_buffered')
   end
+  local window_ms = math.floor(tonumber(t[5] or '3600') * 1000)
+  if #earlier > 0 and policy == 'buffer_one' then
+    -- it waits for the earlier run, holding its dedupe window; the agent's gate applies when
+    -- it is released (includes/overlap.lua)
+    if chime_claim_dedupe(c.run_key, c.dedupe_key, window_ms, c.run_id, c.now) then
+      redis.call('HSET', c.run_key, 'overlap_buffered', '1')
+      redis.call('HSET', c.task_key, 'overlap_buffered', c.run_id)
+      status = 'pending'
+    else
+      status = 'deduped'
+    end
+    chime_trim_history(c.runs_key, c.run_key_prefix, c.history_cap)
+    return status
+  end
   if c.trigger == 'event' and snoozed_until > tonumber(c.now) then
     redis.call('HSET', c.run_key, 'next_attempt_at', snoozed_until)
     redis.call('ZADD', c.delayed_key, snoozed_until, c.run_id)
     status = 'pending'
   else
-    local window_ms = math.floor(tonumber(t[5] or '3600') * 1000)
     status = chime_queue_run(c.run_key, c.outbox_key, c.dedupe_key, window_ms, c.run_id,
       c.now, c.grace_ms)
-    if status == 'queued' and #earlier > 0 and policy == 'buffer_one' then
-      -- the dedupe window is this run's; it waits for the earlier run to end
-      redis.call('HSET', c.run_key, 'status', 'pending', 'overlap_buffered', '1')
-      redis.call('HDEL', c.run_key, 'enqueued_at')
-      redis.call('ZREM', c.outbox_key, c.run_id)
-      redis.call('HSET', c.task_key, 'overlap_buffered', c.run_id)
-      status = 'pending'
-    end
   end
   chime_trim_history(c.runs_key, c.run_key_prefix, c.history_cap)
   return status

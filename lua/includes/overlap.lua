@@ -11,8 +11,11 @@
 --   the delayed set and the outbox; a concurrency slot it was handed lapses with its lease) or
 --   is stopped (running: `cancel_requested`, announced on the cancel channel).
 -- chime_overlap_release(task_key, run_prefix, outbox_key, now, grace_ms)
---   An earlier run ended: the run buffered behind it (`overlap_buffered` of the task) is
---   queued. Returns {run_id, priority} to enqueue, or {}.
+--   An earlier run ended: the run buffered behind it (`overlap_buffered` of the task) goes on
+--   as any run about to be queued (its dedupe window was taken when it was buffered): queued,
+--   or `pending` at its agent's gate. Returns {run_id, priority} to enqueue, or {}.
+
+-- @include "includes/queue_run.lua"
 
 local function chime_overlap_in_progress(runs_key, run_prefix)
   local found = {}
@@ -54,7 +57,8 @@ local function chime_overlap_release(task_key, run_prefix, outbox_key, now, grac
     return {}
   end
   redis.call('HDEL', rkey, 'overlap_buffered')
-  redis.call('HSET', rkey, 'status', 'queued', 'enqueued_at', now)
-  redis.call('ZADD', outbox_key, now + grace_ms, id)
+  if chime_queue_run(rkey, outbox_key, '', 0, id, now, grace_ms) ~= 'queued' then
+    return {}
+  end
   return {id, st[2] or '5'}
 end
