@@ -43,6 +43,7 @@ from app.embedded_redis import EmbeddedRedis
 from app.settings import Settings
 from app.store.connection import rq_client
 from app.store.keys import Keys, queue_name
+from app.store.limits import publish_defaults
 from app.store.scheduling import claim
 from app.store.tasks import TaskStore
 
@@ -209,6 +210,7 @@ def burst(server: EmbeddedRedis, count: int, jitter: int) -> list[int]:
     r = redis.Redis.from_url(server.url, decode_responses=True)
     r.flushall()
     settings = Settings.from_env({"REDIS_URL": server.url, **BURST_LIMITS})
+    publish_defaults(r, Keys(), settings)
     store = TaskStore(r, Keys(), settings)
     proc = spawn(server.url, **BURST_LIMITS)
     try:
