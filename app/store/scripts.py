@@ -62,6 +62,7 @@ NAMES = (
     "finish_run",
     "pause_task",
     "pop_jobs",
+    "reconcile_outbox",
     "release_claims",
     "release_delayed",
     "renew_runs",
