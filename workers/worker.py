@@ -43,6 +43,7 @@ signal stops at once. Redis errors never end the worker: each loop logs, backs o
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import resource
 import signal
@@ -89,6 +90,9 @@ BLOCK_SECONDS = 1
 RENEW_CHUNK = 500
 #: how often RQ's own registry maintenance runs (RQ's default)
 MAINTENANCE_SECONDS = 600.0
+#: ``after_pop``: the process stops itself (SIGSTOP) right after it took jobs off the queues and
+#: before it starts their runs, for tests that kill a worker at that moment
+HALT_ENV = "CHIME_WORKER_TEST_HALT"
 
 
 class ChimeWorker(BaseWorker):
@@ -305,6 +309,7 @@ class Worker:
                         await self._push_back(popped)
                         return
                 if popped:
+                    self._halt("after_pop")
                     await self._start(popped)
                 backoff.reset()
             except (redis.RedisError, OSError) as exc:
@@ -313,6 +318,11 @@ class Worker:
             except Exception as exc:
                 self._fatal(exc)
                 return
+
+    def _halt(self, point: str) -> None:
+        if os.environ.get(HALT_ENV) == point:
+            logger.warning("worker.halting", extra={"point": point})
+            os.kill(os.getpid(), signal.SIGSTOP)
 
     async def _idle(self, timeout: float | None) -> None:
         self._wake.clear()
