@@ -14,6 +14,11 @@
 -- ARGV[3]  the task's concurrency_key as the caller read it ('' for none)
 -- ARGV[4]  run key prefix ('{chime}:run:'; run keys share the hash tag)
 -- ARGV[5]  outbox grace (ms) for runs handed a slot
+-- ARGV[6]  start token: unique to this call ('' for none), kept in the run's `start_token`. The
+--          same call sent again (a client retrying after its connection dropped before the
+--          reply) finds the run `running` under its own token and gets {'running', attempt}
+--          again, so the start stays with the worker that made it instead of waiting for its
+--          lease to lapse. (Runs it handed a slot the first time wait in the outbox.)
 -- Returns {'running', attempt, handed...} or {'parked', 0, handed...}, where handed is
 -- {run_id, priority, ...} of waiting runs given a slot freed by a lapsed holder (to enqueue);
 -- {-1, 'run'} no such run; {-1, 'task'} no such task; {-2, status} the run is not queued;
@@ -25,12 +30,16 @@ local run_key, task_key, running_key, outbox_key, sem_key, fifo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, lease_ms, ckey, run_prefix, grace_ms =
   tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local token = ARGV[6] or ''
 
-local run = redis.call('HMGET', run_key, 'status', 'id', 'attempt')
+local run = redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'start_token')
 if not run[1] then
   return {-1, 'run'}
 end
 if run[1] ~= 'queued' then
+  if run[1] == 'running' and token ~= '' and run[4] == token then
+    return {'running', tonumber(run[3] or '1')}
+  end
   return {-2, run[1]}
 end
 local task = redis.call('HMGET', task_key, 'id', 'concurrency_key', 'concurrency_limit')
@@ -61,7 +70,7 @@ if ckey ~= '' then
   end
 end
 
-redis.call('HSET', run_key, 'status', 'running', 'started_at', now)
+redis.call('HSET', run_key, 'status', 'running', 'started_at', now, 'start_token', token)
 redis.call('HDEL', run_key, 'next_attempt_at', 'sem_handover')
 redis.call('ZREM', outbox_key, run_id)
 redis.call('ZADD', running_key, now + lease_ms, run_id)
