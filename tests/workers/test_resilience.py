@@ -12,6 +12,7 @@ The clients of this test are made like Chime's own (``app/store/connection.py``)
 reads survive the connection drops it causes.
 """
 
+import asyncio
 import signal
 import subprocess
 import threading
@@ -407,3 +408,46 @@ def test_a_skewed_worker_takes_over_no_live_lease_and_retries_nothing_early(
     assert retried is not None and retried.attempt == 2
     assert retried.started_at is not None and retried.started_at >= retry_at
     assert chime.stop() == [0, 0, 0], chime.output()
+
+
+# -- exit statuses ----------------------------------------------------------------------------
+
+
+def test_a_worker_that_stops_on_an_error_exits_non_zero_and_its_jobs_are_not_lost(
+    chime: Chime, sink: AsyncSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error the worker cannot go on with (here: a bug injected where a batch starts) ends
+    it with status 1, not 0; the job it had taken is run by the next worker."""
+    from workers import worker as worker_module
+    from workers.attempts import JobDeps
+
+    async def broken(self: worker_module.Worker, popped: list[tuple[str, str]]) -> None:
+        raise RuntimeError("a bug")
+
+    task, _ = chime.store.create(make_task(hold(sink, 10)))
+    run = chime.queue(task)
+    deps = JobDeps(
+        settings=chime.settings,
+        client=connection.client(chime.url),
+        rq=connection.rq_client(chime.url),
+        keys=chime.keys,
+    )
+    monkeypatch.setattr(worker_module.Worker, "_start", broken)
+    worker = worker_module.Worker(chime.settings, concurrency=1, deps=deps)
+    try:
+        status = asyncio.run(worker.run())
+    finally:
+        monkeypatch.undo()
+        # a sweep or maintenance thread still running when the worker closed its clients gave
+        # its connection back afterwards: a process exits here, a test closes them again
+        worker.sweeper.close()
+        worker.rq_worker.connection.close()
+        deps.client.close()
+        deps.rq.close()
+    assert status == 1
+    assert chime.statuses([run.id]) == ["queued"]
+
+    chime.worker()
+    wait_until(lambda: chime.statuses([run.id]) == ["succeeded"], 60, "the run to finish")
+    assert executions(sink, [run.id]) == [1]
+    assert chime.stop() == [0]
