@@ -32,6 +32,9 @@ from app.store.scheduling import sweep_outbox
 #: a run whose job waits in a backlog is looked at again after as long as it has waited, at
 #: most this many graces
 LONGEST_LOOK_GRACES = 16
+#: the most queue entries searched for one job (from the head, where the oldest jobs are): a
+#: look costs at most this many steps; a job deeper in a longer queue counts as waiting
+LOOK_DEPTH = 10_000
 
 
 @dataclass
@@ -49,26 +52,31 @@ class Reconciled:
 
 
 def judge_call(
-    keys: Keys, run_ids: Sequence[str], now_ms: int, grace_ms: int
+    keys: Keys, run_ids: Sequence[str], now_ms: int, grace_ms: int, depth: int = LOOK_DEPTH
 ) -> tuple[list[str], list[int | str]]:
     """KEYS and ARGV of ``reconcile_outbox.lua`` for these runs."""
     queues = [Queue.redis_queue_namespace_prefix + name for name in QUEUE_NAMES]
     call_keys = [keys.outbox, *queues]
     for run_id in run_ids:
         call_keys += [keys.run(run_id), Job.key_for(run_id)]
-    args: list[int | str] = [now_ms, grace_ms, grace_ms * LONGEST_LOOK_GRACES, *run_ids]
+    args: list[int | str] = [now_ms, grace_ms, grace_ms * LONGEST_LOOK_GRACES, depth, *run_ids]
     return call_keys, args
 
 
 def judge(
-    client: redis.Redis, keys: Keys, run_ids: Sequence[str], now_ms: int, grace_ms: int
+    client: redis.Redis,
+    keys: Keys,
+    run_ids: Sequence[str],
+    now_ms: int,
+    grace_ms: int,
+    depth: int = LOOK_DEPTH,
 ) -> list[tuple[str, int]]:
     """``(outcome, priority)`` of each run: 'gone', 'waiting' or 'lost' (see the script)."""
-    if grace_ms <= 0:
-        raise ValueError("grace must be positive")
+    if grace_ms <= 0 or depth <= 0:
+        raise ValueError("grace and depth must be positive")
     if not run_ids:
         return []
-    call_keys, args = judge_call(keys, run_ids, now_ms, grace_ms)
+    call_keys, args = judge_call(keys, run_ids, now_ms, grace_ms, depth)
     reply = scripts.script(client, "reconcile_outbox")(keys=call_keys, args=args)
     return [(_text(reply[i]), int(reply[i + 1])) for i in range(0, len(reply), 2)]
 

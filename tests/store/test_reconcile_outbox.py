@@ -163,7 +163,35 @@ def test_a_started_run_leaves_the_outbox_and_is_never_enqueued_again(
     assert found.requeued == [] and rq_job_ids(rq) == []
 
 
-@pytest.mark.parametrize("grace", [0, -1])
-def test_a_grace_that_is_not_positive_is_refused(r: redis.Redis, keys: Keys, grace: int) -> None:
+def test_a_queue_is_searched_at_most_depth_ids_deep(
+    store: TaskStore, r: redis.Redis, rq: redis.Redis, keys: Keys
+) -> None:
+    first, deep, stranded = queued_run(store), queued_run(store), queued_run(store)
+    queue = Queue(queue_name(5), connection=rq).key
+    enqueue_runs(rq, keys, [(first, 5)])
+    rq.rpush(queue, *[f"other-{i}" for i in range(5)])
+    enqueue_runs(rq, keys, [(deep, 5), (stranded, 5)])
+    rq.lrem(queue, 0, stranded)
+    now = clock.now_ms()
+    # the head is searched: found within the depth
+    assert judge(r, keys, [first], now, GRACE, depth=3) == [("waiting", 5)]
+    # deeper than the depth in a longer queue: not searched, counted as waiting
+    assert judge(r, keys, [deep, stranded], now, GRACE, depth=3) == [
+        ("waiting", 5),
+        ("waiting", 5),
+    ]
+    # once the backlog is no longer than the depth, the stranded one is found lost
+    rq.ltrim(queue, 6, -1)
+    assert rq.lrange(queue, 0, -1) == [deep.encode()]
+    assert judge(r, keys, [deep, stranded], now, GRACE, depth=3) == [
+        ("waiting", 5),
+        ("lost", 5),
+    ]
+
+
+@pytest.mark.parametrize(("grace", "depth"), [(0, 10), (-1, 10), (GRACE, 0)])
+def test_a_grace_or_depth_that_is_not_positive_is_refused(
+    r: redis.Redis, keys: Keys, grace: int, depth: int
+) -> None:
     with pytest.raises(ValueError):
-        judge(r, keys, ["a"], clock.now_ms(), grace)
+        judge(r, keys, ["a"], clock.now_ms(), grace, depth)
