@@ -181,11 +181,17 @@ def finish_call(
 
 
 def heartbeat(
-    pipe: Pipeline, worker: str, executions: Sequence[Execution], ttl: int, state: str
+    pipe: Pipeline,
+    worker: str,
+    executions: Sequence[Execution],
+    ttl: int,
+    state: str,
+    job_heartbeat_sha: str,
 ) -> None:
-    """RQ's worker, execution and started-registry heartbeats (RQ's maintain_heartbeats); the
-    last two replies say whether the worker's hash is whole and whether workers are suspended
-    (``rq suspend``)."""
+    """RQ's worker, execution, started-registry and job heartbeats (RQ's maintain_heartbeats);
+    the job hashes are refreshed by ``rq_heartbeat_jobs`` (its SHA given), which leaves a job
+    deleted meanwhile deleted. The last two replies say whether the worker's hash is whole and
+    whether workers are suspended (``rq suspend``)."""
     now = clock.now()
     stamp = int(_ts(now))
     key = worker_key(worker)
@@ -199,6 +205,8 @@ def heartbeat(
         pipe.zadd(started_key(job.queue), {execution.composite: stamp + ttl}, xx=True)
         pipe.zadd(_executions_key(job.id), {execution.id: stamp + ttl + 60}, xx=True)
         pipe.expire(_executions_key(job.id), ttl + 60)
-        pipe.hset(job_key(job.id), "last_heartbeat", utcformat(now))
+    if executions:
+        jobs = [job_key(execution.job.id) for execution in executions]
+        pipe.evalsha(job_heartbeat_sha, len(jobs), *jobs, utcformat(now))
     pipe.hexists(key, "birth")
     pipe.exists(SUSPENDED)

@@ -493,10 +493,17 @@ class Worker:
                 )
                 pipe.evalsha(sha, len(call_keys), *call_keys, *args)
             state = "busy" if flights else ("suspended" if self.suspended else "idle")
-            rqstate.heartbeat(pipe, self.name, [f.execution for f in flights], self.rq_ttl, state)
+            rqstate.heartbeat(
+                pipe,
+                self.name,
+                [f.execution for f in flights],
+                self.rq_ttl,
+                state,
+                script_sha(self.rq, "rq_heartbeat_jobs"),
+            )
             replies = await pipe.execute(raise_on_error=False)
             if any(isinstance(r, NoScriptError) for r in replies):
-                await load_scripts(self.rq, ["renew_runs"])
+                await load_scripts(self.rq, ["renew_runs", "rq_heartbeat_jobs"])
                 continue
             break
         for reply in replies:

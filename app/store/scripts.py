@@ -68,6 +68,7 @@ NAMES = (
     "renew_runs",
     "resume_task",
     "rq_finish_jobs",
+    "rq_heartbeat_jobs",
     "rq_start_jobs",
     "run_now",
     "snooze_task",

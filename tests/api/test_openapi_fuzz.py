@@ -137,6 +137,10 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
         request.node._nodeid = request.node.nodeid
 
 
+#: every operation's bounded examples run inside one test (a subtest each): minutes on a busy
+#: machine, where the default per-test timeout is sized for one case
+pytestmark = pytest.mark.timeout(900)
+
 BOUNDED = settings(
     max_examples=MAX_EXAMPLES,
     derandomize=True,

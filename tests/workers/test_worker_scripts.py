@@ -17,7 +17,15 @@ from app.settings import Settings
 from app.store import connection, scripts
 from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys, queue_name
-from app.store.runs import Held, eval_many, load_run, renew_call, start_run
+from app.store.runs import (
+    Held,
+    eval_many,
+    load_run,
+    load_scripts,
+    renew_call,
+    script_sha,
+    start_run,
+)
 from tests.workers.factories import make_task, store_task
 from tests.workers.test_run_scripts import queued_run, snapshot
 from workers import rqstate
@@ -162,6 +170,33 @@ def test_a_job_deleted_before_it_starts_is_not_written_again(
     assert replies == [0, 0]
     assert not Job.exists("gone", connection=rq)
     assert StartedJobRegistry("chime-p5", connection=rq).get_job_ids(cleanup=False) == []
+
+
+def test_heartbeats_refresh_jobs_in_flight_and_never_recreate_a_deleted_one(
+    rq: redis.Redis, keys: Keys, redis_url: str
+) -> None:
+    live, gone = _job(rq, keys, "live"), _job(rq, keys, "gone")
+    executions = [rqstate.Execution(live), rqstate.Execution(gone)]
+    _run([rqstate.start_call("w1", executions, 90)], redis_url)
+    rq.delete(rqstate.job_key("gone"))
+    before = rq.hget(rqstate.job_key("live"), "last_heartbeat")
+
+    async def beat() -> list[Any]:
+        client = connection.async_client(redis_url)
+        try:
+            await load_scripts(client, ["rq_heartbeat_jobs"])
+            pipe = client.pipeline(transaction=False)
+            sha = script_sha(client, "rq_heartbeat_jobs")
+            rqstate.heartbeat(pipe, "w1", executions, 90, "busy", sha)
+            return list(await pipe.execute())
+        finally:
+            await client.aclose()
+
+    replies = asyncio.run(beat())
+    assert replies[-3] == 1  # the job heartbeat: one job refreshed, the one that exists
+    assert not rq.exists(rqstate.job_key("gone"))
+    assert rq.ttl(rqstate.job_key("live")) == -1
+    assert rq.hget(rqstate.job_key("live"), "last_heartbeat") >= before
 
 
 def test_a_chime_job_is_told_apart_from_others(rq: redis.Redis, keys: Keys) -> None:
