@@ -6,7 +6,8 @@ two ``chime scheduler`` processes (one with its wall clock ``--skew-ms`` ahead) 
 creation, each one ``http.request`` to a local sink that counts every request it receives
 (``Chime-Run-Id``, ``Chime-Attempt``). Meanwhile, every few seconds, one of: ``kill -9`` of a
 random scheduler or worker (restarted at once), or ``CLIENT KILL`` of every client; once, in
-the middle, Redis is shut down (its AOF kept), left down ``--outage`` seconds and restarted.
+the middle, Redis is shut down (its AOF kept), left down ``--outage`` seconds and restarted,
+then nothing else fails for 15 s while the recovery is measured.
 
 Then the load stops, the run gets time to settle, and it prints:
 
@@ -56,6 +57,8 @@ from app.store.keys import Keys
 from app.store.tasks import TaskStore
 
 ROOT = Path(__file__).resolve().parents[1]
+#: no kill and no CLIENT KILL this long after Redis returns, so its recovery is measured alone
+QUIET_AFTER_OUTAGE_SECONDS = 15.0
 AGENT = "9c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
 #: leases and graces short enough that a kill is recovered within seconds
 FAST = {
@@ -239,6 +242,8 @@ def main() -> None:
                 time.sleep(args.outage)
                 server.start()
                 outage = (down, time.time())
+                # no other fault while the recovery from the outage is measured
+                next_chaos = time.monotonic() + QUIET_AFTER_OUTAGE_SECONDS
                 print(f"  {elapsed:5.0f} s  Redis shut down for {args.outage:.0f} s, restarted")
             elif tick >= next_chaos:
                 what = rng.choice(["worker", "worker", "scheduler", "client_kill"])

@@ -46,8 +46,8 @@ class Sweeper:
         )
 
     def sweep(self) -> int:
-        """One pass; returns how many lost attempts it recorded."""
-        self.reconcile()
+        """One pass (lost attempts first, then the outbox); returns how many lost attempts it
+        recorded."""
         recovered = recover_lapsed_runs(self.client, self.keys, self.settings)
         handed = [pair for r in recovered for pair in r.finished.handed]
         if handed:
@@ -59,6 +59,7 @@ class Sweeper:
             )
             if r.finished.status in RUN_TERMINAL:
                 self._fail_job(r.run_id)
+        self.reconcile()
         return len(recovered)
 
     def reconcile(self) -> int:
