@@ -43,9 +43,14 @@ from tests.workers.sink import AsyncSink
 
 #: a queued run no worker holds is enqueued again this long after it was queued
 GRACE = "1"
-#: attempt leases (s): a lost attempt is recovered quickly, and every worker sweeps often
+#: attempt and claim leases (s): a lost attempt or claim is recovered quickly, and every worker
+#: sweeps often
 LEASE = "3"
-FAST = {"CHIME_ENQUEUE_GRACE_SECONDS": GRACE, "CHIME_SEMAPHORE_LEASE_SECONDS": LEASE}
+FAST = {
+    "CHIME_ENQUEUE_GRACE_SECONDS": GRACE,
+    "CHIME_SEMAPHORE_LEASE_SECONDS": LEASE,
+    "CHIME_CLAIM_LEASE_SECONDS": LEASE,
+}
 
 
 def hold(sink: AsyncSink, ms: int) -> list[dict[str, Any]]:
