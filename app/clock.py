@@ -95,6 +95,12 @@ def to_ms(dt: datetime) -> int:
     return (dt - _EPOCH) // _ONE_MS
 
 
+def ms(seconds: float) -> int:
+    """A duration in seconds as whole milliseconds, rounded to the nearest: the one rule for
+    every duration Chime hands Redis or stores (settings, delays, leases, TTLs)."""
+    return round(seconds * 1000)
+
+
 def iso(ms: int | None) -> str | None:
     """RFC 3339 in UTC with a ``Z`` suffix, as every response gives timestamps."""
     if ms is None:

@@ -84,7 +84,7 @@ class LogfmtFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         pairs: list[tuple[str, Any]] = [
-            ("ts", clock.iso(int(record.created * 1000))),
+            ("ts", clock.iso(clock.ms(record.created))),
             ("level", record.levelname.lower()),
             ("logger", record.name),
             ("event", record.getMessage()),

@@ -30,12 +30,12 @@ from typing import Any
 
 import httpx
 import msgspec
+from once_tasks import AGENT
 
 from app.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-AGENT = "5b0c6a1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b"
-TOKEN = "bench-token"
+TOKEN = "bench-token-for-the-api-benchmark"
 TASK = {
     "title": "hourly report",
     "description": "send the report",

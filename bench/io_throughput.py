@@ -30,16 +30,15 @@ import sys
 import textwrap
 import time
 import tomllib
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import redis
+from once_tasks import create_once
 
 from app import clock
-from app.core.task import Task
 from app.embedded_redis import EmbeddedRedis, free_port
 from app.settings import Settings
 from app.store.keys import Keys
@@ -48,7 +47,6 @@ from app.store.tasks import TaskStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_VENV = ROOT / ".venv-bench"
-AGENT = "5b0c6a1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b"
 #: processes get this long to start before the moment everything falls due
 LEAD_SECONDS = 6.0
 
@@ -187,22 +185,7 @@ def bench_chime(url: str, sink: str, runs: int, workers: int, concurrency: int |
         ]
     }
     due = clock.now_ms() + int(LEAD_SECONDS * 1000)
-    task_ids = []
-    for _ in range(runs):
-        now = clock.now_ms()
-        task = Task(
-            id=str(uuid.uuid4()),
-            title="bench",
-            description="",
-            schedule_kind="once",
-            schedule_expr=clock.iso(due) or "",
-            payload=payload,
-            created_by=AGENT,
-            created_at=now,
-            updated_at=now,
-        )
-        store.create(task)
-        task_ids.append(task.id)
+    task_ids = create_once(store, [due] * runs, payload)
     if clock.now_ms() > due - 3000:
         raise SystemExit("creating the tasks took too long: lower --runs")
     run_keys = [keys.run(occurrence_run_id(t, due)) for t in task_ids]

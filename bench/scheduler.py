@@ -25,16 +25,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
+from once_tasks import create_once
 from rq import Queue
 
 from app import clock
-from app.core.task import Task
 from app.embedded_redis import EmbeddedRedis
 from app.settings import Settings
 from app.store.connection import rq_client
@@ -44,31 +43,13 @@ from app.store.tasks import TaskStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
-AGENT = "5b0c6a1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b"
-PAYLOAD = {"steps": [{"name": "hello", "action": "log", "params": {"message": "hi"}}]}
 QUEUE_KEY = Queue.redis_queue_namespace_prefix + queue_name(5)
-
-
-def make_task(expr: str) -> Task:
-    now = clock.now_ms()
-    return Task(
-        id=str(uuid.uuid4()),
-        title="bench",
-        description="",
-        schedule_kind="once",
-        schedule_expr=expr,
-        payload=PAYLOAD,
-        created_by=AGENT,
-        created_at=now,
-        updated_at=now,
-    )
 
 
 def create_once_tasks(store: TaskStore, times: Sequence[int]) -> float:
     """Create one ``once`` task per due time through the store; returns tasks per second."""
     t0 = time.perf_counter()
-    for at in times:
-        store.create(make_task(clock.iso(at) or ""))
+    create_once(store, times)
     return len(times) / (time.perf_counter() - t0)
 
 

@@ -22,17 +22,16 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import redis
+from once_tasks import create_once
 from rq import Queue
 from rq.job import Job
 
 from app import clock
-from app.core.task import Task
 from app.embedded_redis import EmbeddedRedis
 from app.settings import Settings
 from app.store.keys import Keys
@@ -40,8 +39,6 @@ from app.store.scheduling import occurrence_run_id
 from app.store.tasks import TaskStore
 
 ROOT = Path(__file__).resolve().parents[1]
-AGENT = "5b0c6a1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b"
-PAYLOAD = {"steps": [{"name": "hello", "action": "log", "params": {"message": "hi"}}]}
 RQ_QUEUE = "bench"
 #: processes get this long to start before the moment everything falls due
 LEAD_SECONDS = 4.0
@@ -95,22 +92,7 @@ def bench_chime(url: str, runs: int, workers: int) -> float:
     keys = Keys("chime")
     store = TaskStore(client, keys, Settings.from_env({"REDIS_URL": url}))
     due = clock.now_ms() + int(LEAD_SECONDS * 1000)
-    task_ids = []
-    for _ in range(runs):
-        now = clock.now_ms()
-        task = Task(
-            id=str(uuid.uuid4()),
-            title="bench",
-            description="",
-            schedule_kind="once",
-            schedule_expr=clock.iso(due) or "",
-            payload=PAYLOAD,
-            created_by=AGENT,
-            created_at=now,
-            updated_at=now,
-        )
-        store.create(task)
-        task_ids.append(task.id)
+    task_ids = create_once(store, [due] * runs)
     if clock.now_ms() > due - 2000:
         raise SystemExit("creating the tasks took too long: lower --runs")
     run_keys = [keys.run(occurrence_run_id(t, due)) for t in task_ids]

@@ -19,8 +19,10 @@
 -- ARGV[5]  lease (ms) of a slot handed to a waiting run
 -- ARGV[6]  wake channel: a run handed a slot is due in the outbox now
 -- Returns {'ok', run_id...} with the ids of runs that were queued on RQ (to take off their
--- queues); {-1, 'task'} no such task; {-2, 'canceled'} already canceled; {-3, ...} stale.
+-- queues); {ERR_NOT_FOUND, 'task'} no such task; {ERR_CONFLICT, 'canceled'} already canceled;
+-- {ERR_STALE, ...} stale.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 -- @include "includes/semaphore.lua"
 
@@ -35,7 +37,7 @@ if err then
   return err
 end
 if expected_status == 'canceled' then
-  return {-2, 'canceled'}
+  return {ERR_CONFLICT, 'canceled'}
 end
 local task_id = redis.call('HGET', task_key, 'id')
 redis.call('ZREM', due_key, task_id)

@@ -37,9 +37,10 @@
 -- {'released', reason}: the claim was ours but the occurrence no longer stands (reason:
 -- 'task' gone, 'status:<status>', 'version', 'moved'); the claim is dropped, no run is made,
 -- and an active task found in neither due nor a claim goes back in due at its next_run_at;
--- {-5, 'claim'} the claim is not ours (taken over after its lease): nothing changed;
--- {-3, 'dedupe_key'} the task's dedupe_key changed since the snapshot: nothing changed.
+-- {ERR_LOST, 'claim'} the claim is not ours (taken over after its lease): nothing changed;
+-- {ERR_STALE, 'dedupe_key'} the task's dedupe_key changed since the snapshot: nothing changed.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 -- @include "includes/create_run.lua"
 
@@ -52,7 +53,7 @@ local now, task_id, token, version, occurrence, next_run_at, mode, clear_snooze,
 
 local held = redis.call('ZSCORE', claims_key, task_id)
 if not held or tonumber(held) ~= token then
-  return {-5, 'claim'}
+  return {ERR_LOST, 'claim'}
 end
 
 local t = redis.call('HMGET', task_key, 'status', 'sched_version', 'next_run_at', 'dedupe_key')
@@ -74,7 +75,7 @@ if reason then
   return {'released', reason}
 end
 if (t[4] or '') ~= dedupe_raw then
-  return {-3, 'dedupe_key'}
+  return {ERR_STALE, 'dedupe_key'}
 end
 
 -- every check passed: write

@@ -11,8 +11,10 @@
 -- ARGV[4]  idempotency TTL (ms), '' when there is no idempotency key
 -- ARGV[5]  wake channel
 -- ARGV[6..] field, value pairs of the hash
--- Returns {'created', id} or {'existing', first_id}; {-4, id} if the task id exists already.
+-- Returns {'created', id} or {'existing', first_id}; {ERR_EXISTS, id} if the task id exists
+-- already.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 
 local task_key, due_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
@@ -25,19 +27,13 @@ if idem_ttl ~= '' then
   end
 end
 if redis.call('EXISTS', task_key) == 1 then
-  return {-4, task_id}
+  return {ERR_EXISTS, task_id}
 end
 
-local fields = {}
-for i = 6, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
-redis.call('HSET', task_key, unpack(fields))
-local indexes = {}
+redis.call('HSET', task_key, unpack(ARGV, 6))
 for i = 4, 11 do
-  indexes[#indexes + 1] = KEYS[i]
+  redis.call('ZADD', KEYS[i], created_at, task_id)
 end
-chime_reindex({}, indexes, task_id, created_at)
 if next_run_at ~= '' then
   chime_set_due(due_key, wake, task_id, next_run_at)
 end

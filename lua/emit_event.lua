@@ -18,9 +18,10 @@
 -- ARGV[8..] four values per candidate: task id, new run id, the task's schedule_expr and its
 --          dedupe_key as the caller read them ('' for none)
 -- Returns {run_id, status, ...} for the runs created (status 'queued', 'deduped' or
--- 'pending'); {-3, '<task id>'} a candidate's pattern or dedupe_key changed since the caller
+-- 'pending'); {ERR_STALE, '<task id>'} a candidate's pattern or dedupe_key changed since the caller
 -- read it: nothing changed, read again.
 
+-- @include "includes/errors.lua"
 -- @include "includes/create_run.lua"
 
 local outbox_key, delayed_key = KEYS[1], KEYS[2]
@@ -40,7 +41,7 @@ for i = 8, #ARGV, 4 do
   if t[1] == 'active' and t[2] == 'event' and t[3] == agent
     and redis.call('EXISTS', c.run_key) == 0 then
     if (t[4] or '') ~= c.expr or (t[5] or '') ~= c.dedupe then
-      return {-3, c.task_id}
+      return {ERR_STALE, c.task_id}
     end
     eligible[#eligible + 1] = c
   end

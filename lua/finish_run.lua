@@ -30,10 +30,13 @@
 -- ARGV[13] wake channel: a retry that becomes the earliest delayed run wakes the schedulers
 -- Returns {status, completed (0/1), handed...} with the run's new status and {run_id,
 -- priority, ...} of waiting runs handed the freed slot (to enqueue);
--- {-1, 'run'} no such run; {-3, '<status>:<attempt>'} the attempt is not running any more;
--- {-3, 'alive'} recovery of a run whose lease has not lapsed; {-3, 'concurrency_key'} or
--- {-3, 'task:<status>'} the caller's snapshot is stale (read again and retry).
+-- {ERR_NOT_FOUND, 'run'} no such run; {ERR_STALE, '<status>:<attempt>'} the attempt is not
+-- running any more;
+-- {ERR_STALE, 'alive'} recovery of a run whose lease has not lapsed;
+-- {ERR_STALE, 'concurrency_key'} or
+-- {ERR_STALE, 'task:<status>'} the caller's snapshot is stale (read again and retry).
 
+-- @include "includes/errors.lua"
 -- @include "includes/semaphore.lua"
 
 local run_key, task_key, running_key, delayed_key, outbox_key, sem_key, fifo_key =
@@ -44,32 +47,31 @@ local now, attempt, outcome, steps, err, retry_at, ckey, task_status_read, lease
   tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11]), ARGV[12]
 local wake = ARGV[13]
 
-local run = redis.call('HMGET', run_key, 'status', 'attempt', 'id', 'max_attempts', 'trigger',
-  'concurrency_key')
-if not run[1] then
-  return {-1, 'run'}
+local run_status, run_attempt, run_id, max_attempts, trigger, run_ckey = unpack(redis.call(
+  'HMGET', run_key, 'status', 'attempt', 'id', 'max_attempts', 'trigger', 'concurrency_key'))
+if not run_status then
+  return {ERR_NOT_FOUND, 'run'}
 end
-if run[1] ~= 'running' or run[2] ~= attempt then
-  return {-3, run[1] .. ':' .. (run[2] or '')}
+if run_status ~= 'running' or run_attempt ~= attempt then
+  return {ERR_STALE, run_status .. ':' .. (run_attempt or '')}
 end
-local run_id = run[3]
 if lapsed_only == '1' then
   local expiry = tonumber(redis.call('ZSCORE', running_key, run_id) or '0')
   if expiry > now then
-    return {-3, 'alive'}
+    return {ERR_STALE, 'alive'}
   end
 end
-if (run[6] or '') ~= ckey then
-  return {-3, 'concurrency_key'}
+if (run_ckey or '') ~= ckey then
+  return {ERR_STALE, 'concurrency_key'}
 end
-local task = redis.call('HMGET', task_key, 'id', 'status', 'schedule_kind', 'concurrency_limit',
-  'created_at')
-local task_status = task[2]
+local task_id, task_status, kind, task_limit, created_at = unpack(redis.call(
+  'HMGET', task_key, 'id', 'status', 'schedule_kind', 'concurrency_limit', 'created_at'))
 
 local status
 if outcome == 'succeeded' then
   status = 'succeeded'
-elseif tonumber(attempt) < tonumber(run[4] or '1') and task_status and task_status ~= 'canceled'
+elseif tonumber(attempt) < tonumber(max_attempts or '1') and task_status
+  and task_status ~= 'canceled'
 then
   status = 'pending'
 elseif task_status == 'canceled' then
@@ -78,10 +80,10 @@ else
   status = 'failed'
 end
 
-local complete = status ~= 'pending' and task[3] == 'once' and run[5] == 'schedule'
+local complete = status ~= 'pending' and kind == 'once' and trigger == 'schedule'
   and (task_status == 'active' or task_status == 'paused')
 if complete and task_status ~= task_status_read then
-  return {-3, 'task:' .. task_status}
+  return {ERR_STALE, 'task:' .. task_status}
 end
 
 -- every check passed: write
@@ -109,8 +111,8 @@ local handed = {}
 if ckey ~= '' then
   redis.call('ZREM', sem_key, run_id)
   redis.call('HDEL', run_key, 'concurrency_key')
-  if task[1] then
-    handed = chime_sem_fill(sem_key, fifo_key, tonumber(task[4] or '1'), now, lease_ms,
+  if task_id then
+    handed = chime_sem_fill(sem_key, fifo_key, tonumber(task_limit or '1'), now, lease_ms,
       outbox_key, grace_ms, run_prefix)
   end
 end
@@ -120,11 +122,11 @@ if complete then
   redis.call('HDEL', task_key, 'next_run_at')
   for i = 8, 15 do
     if KEYS[i] ~= KEYS[i + 8] then
-      redis.call('ZREM', KEYS[i], task[1])
+      redis.call('ZREM', KEYS[i], task_id)
     end
   end
   for i = 16, 23 do
-    redis.call('ZADD', KEYS[i], task[5], task[1])
+    redis.call('ZADD', KEYS[i], created_at, task_id)
   end
 end
 

@@ -7,8 +7,10 @@
 -- ARGV[1]  now (ms)
 -- ARGV[2]  expected status (snapshot; must be 'active')
 -- ARGV[3]  expected sched_version (snapshot)
--- Returns {'ok'}; {-1, 'task'} no such task; {-2, status} not active; {-3, ...} stale snapshot.
+-- Returns {'ok'}; {ERR_NOT_FOUND, 'task'} no such task; {ERR_CONFLICT, status} not active;
+-- {ERR_STALE, ...} stale snapshot.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
@@ -19,7 +21,7 @@ if err then
   return err
 end
 if expected_status ~= 'active' then
-  return {-2, expected_status}
+  return {ERR_CONFLICT, expected_status}
 end
 local task_id = redis.call('HGET', task_key, 'id')
 redis.call('ZREM', due_key, task_id)

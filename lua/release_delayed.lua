@@ -18,9 +18,11 @@
 -- Returns {'queued', priority, trigger} or {'deduped', priority, trigger}: released;
 -- {'delayed', ms}: back in delayed until ms; {'dropped', status}: the run is not pending any
 -- more (canceled meanwhile; '' when gone): the claim is dropped;
--- {-5, 'claim'} the claim is not ours (taken over after its lease): nothing changed;
--- {-3, 'dedupe_key'} the task's dedupe_key changed since the caller read it: nothing changed.
+-- {ERR_LOST, 'claim'} the claim is not ours (taken over after its lease): nothing changed;
+-- {ERR_STALE, 'dedupe_key'} the task's dedupe_key changed since the caller read it: nothing
+-- changed.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 -- @include "includes/queue_run.lua"
 
@@ -31,7 +33,7 @@ local now, run_id, token, dedupe_raw, grace, wake =
 
 local held = redis.call('ZSCORE', claims_key, run_id)
 if not held or tonumber(held) ~= token then
-  return {-5, 'claim'}
+  return {ERR_LOST, 'claim'}
 end
 local run = redis.call('HMGET', run_key, 'status', 'trigger', 'next_attempt_at', 'priority')
 if run[1] ~= 'pending' then
@@ -45,7 +47,7 @@ if run[2] == 'event' then
   hold_until = math.max(hold_until, tonumber(task[3] or '0'))
 end
 if hold_until <= now and (task[1] or '') ~= dedupe_raw then
-  return {-3, 'dedupe_key'}
+  return {ERR_STALE, 'dedupe_key'}
 end
 
 -- every check passed: write

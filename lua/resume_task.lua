@@ -11,8 +11,10 @@
 -- ARGV[4]  next_run_at (ms), or '' for none (an event task, or a used-up schedule)
 -- ARGV[5]  new status: 'active' or 'completed'
 -- ARGV[6]  wake channel
--- Returns {'ok'}; {-1, 'task'} no such task; {-2, status} not paused; {-3, ...} stale snapshot.
+-- Returns {'ok'}; {ERR_NOT_FOUND, 'task'} no such task; {ERR_CONFLICT, status} not paused;
+-- {ERR_STALE, ...} stale snapshot.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
@@ -24,7 +26,7 @@ if err then
   return err
 end
 if expected_status ~= 'paused' then
-  return {-2, expected_status}
+  return {ERR_CONFLICT, expected_status}
 end
 local task_id = redis.call('HGET', task_key, 'id')
 redis.call('HSET', task_key, 'status', new_status, 'updated_at', now)

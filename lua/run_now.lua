@@ -12,10 +12,13 @@
 -- ARGV[4]  run key prefix ('{chime}:run:')
 -- ARGV[5]  history cap (runs kept per task)
 -- ARGV[6]  outbox grace (ms)
--- Returns {'ok', status} with the run's status ('queued' or 'deduped'); {-1, 'task'} no such
--- task; {-2, status} canceled or completed; {-3, 'dedupe_key'} the task's dedupe_key changed
--- since the caller read it; {-4, run_id} the run exists.
+-- Returns {'ok', status} with the run's status ('queued' or 'deduped');
+-- {ERR_NOT_FOUND, 'task'} no such
+-- task; {ERR_CONFLICT, status} canceled or completed; {ERR_STALE, 'dedupe_key'} the task's
+-- dedupe_key changed
+-- since the caller read it; {ERR_EXISTS, run_id} the run exists.
 
+-- @include "includes/errors.lua"
 -- @include "includes/create_run.lua"
 
 local task_key, runs_key, run_key, outbox_key, delayed_key, dedupe_key =
@@ -23,24 +26,25 @@ local task_key, runs_key, run_key, outbox_key, delayed_key, dedupe_key =
 local now, run_id, dedupe_raw, run_prefix, cap, grace =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
-local t = redis.call('HMGET', task_key, 'status', 'dedupe_key', 'id')
-if not t[1] then
-  return {-1, 'task'}
+local task_status, task_dedupe, task_id =
+  unpack(redis.call('HMGET', task_key, 'status', 'dedupe_key', 'id'))
+if not task_status then
+  return {ERR_NOT_FOUND, 'task'}
 end
-if t[1] == 'canceled' or t[1] == 'completed' then
-  return {-2, t[1]}
+if task_status == 'canceled' or task_status == 'completed' then
+  return {ERR_CONFLICT, task_status}
 end
-if (t[2] or '') ~= dedupe_raw then
-  return {-3, 'dedupe_key'}
+if (task_dedupe or '') ~= dedupe_raw then
+  return {ERR_STALE, 'dedupe_key'}
 end
 if redis.call('EXISTS', run_key) == 1 then
-  return {-4, run_id}
+  return {ERR_EXISTS, run_id}
 end
 if dedupe_raw == '' then
   dedupe_key = ''
 end
 local status = chime_create_run({
-  task_id = t[3], task_key = task_key, runs_key = runs_key, run_key = run_key,
+  task_id = task_id, task_key = task_key, runs_key = runs_key, run_key = run_key,
   outbox_key = outbox_key, delayed_key = delayed_key, dedupe_key = dedupe_key,
   run_key_prefix = run_prefix, run_id = run_id, trigger = 'run_now', scheduled_for = now,
   now = now, event_json = '', history_cap = cap, grace_ms = grace

@@ -10,9 +10,11 @@
 -- ARGV[4]  delay (ms)
 -- ARGV[5]  reason ('' for none)
 -- ARGV[6]  wake channel
--- Returns {'ok', snoozed_until}; {-1, 'task'} no such task; {-2, status} canceled or completed;
--- {-3, ...} stale snapshot.
+-- Returns {'ok', snoozed_until}; {ERR_NOT_FOUND, 'task'} no such task;
+-- {ERR_CONFLICT, status} canceled or completed;
+-- {ERR_STALE, ...} stale snapshot.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
@@ -24,7 +26,7 @@ if err then
   return err
 end
 if expected_status ~= 'active' and expected_status ~= 'paused' then
-  return {-2, expected_status}
+  return {ERR_CONFLICT, expected_status}
 end
 local t = redis.call('HMGET', task_key, 'id', 'next_run_at')
 local task_id = t[1]

@@ -21,9 +21,11 @@
 --          lease to lapse. (Runs it handed a slot the first time wait in the outbox.)
 -- Returns {'running', attempt, handed...} or {'parked', 0, handed...}, where handed is
 -- {run_id, priority, ...} of waiting runs given a slot freed by a lapsed holder (to enqueue);
--- {-1, 'run'} no such run; {-1, 'task'} no such task; {-2, status} the run is not queued;
--- {-3, 'concurrency_key'} the task's concurrency key changed since the caller read it.
+-- {ERR_NOT_FOUND, 'run'} no such run; {ERR_NOT_FOUND, 'task'} no such task;
+-- {ERR_CONFLICT, status} the run is not queued;
+-- {ERR_STALE, 'concurrency_key'} the task's concurrency key changed since the caller read it.
 
+-- @include "includes/errors.lua"
 -- @include "includes/semaphore.lua"
 
 local run_key, task_key, running_key, outbox_key, sem_key, fifo_key =
@@ -32,28 +34,29 @@ local now, lease_ms, ckey, run_prefix, grace_ms =
   tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local token = ARGV[6] or ''
 
-local run = redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'start_token')
-if not run[1] then
-  return {-1, 'run'}
+local run_status, run_id, run_attempt, run_token =
+  unpack(redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'start_token'))
+if not run_status then
+  return {ERR_NOT_FOUND, 'run'}
 end
-if run[1] ~= 'queued' then
-  if run[1] == 'running' and token ~= '' and run[4] == token then
-    return {'running', tonumber(run[3] or '1')}
+if run_status ~= 'queued' then
+  if run_status == 'running' and token ~= '' and run_token == token then
+    return {'running', tonumber(run_attempt or '1')}
   end
-  return {-2, run[1]}
+  return {ERR_CONFLICT, run_status}
 end
-local task = redis.call('HMGET', task_key, 'id', 'concurrency_key', 'concurrency_limit')
-if not task[1] then
-  return {-1, 'task'}
+local task_id, task_ckey, task_limit =
+  unpack(redis.call('HMGET', task_key, 'id', 'concurrency_key', 'concurrency_limit'))
+if not task_id then
+  return {ERR_NOT_FOUND, 'task'}
 end
-if (task[2] or '') ~= ckey then
-  return {-3, 'concurrency_key'}
+if (task_ckey or '') ~= ckey then
+  return {ERR_STALE, 'concurrency_key'}
 end
-local run_id = run[2]
 
 local handed = {}
 if ckey ~= '' then
-  local limit = tonumber(task[3] or '1')
+  local limit = tonumber(task_limit or '1')
   handed = chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, grace_ms,
     run_prefix)
   if redis.call('ZSCORE', sem_key, run_id) or redis.call('ZCARD', sem_key) < limit then
@@ -74,7 +77,7 @@ redis.call('HSET', run_key, 'status', 'running', 'started_at', now, 'start_token
 redis.call('HDEL', run_key, 'next_attempt_at', 'sem_handover')
 redis.call('ZREM', outbox_key, run_id)
 redis.call('ZADD', running_key, now + lease_ms, run_id)
-local out = {'running', tonumber(run[3] or '1')}
+local out = {'running', tonumber(run_attempt or '1')}
 for _, v in ipairs(handed) do
   out[#out + 1] = v
 end

@@ -12,8 +12,10 @@
 -- ARGV[6]  new status
 -- ARGV[7]  fields to delete, comma separated ('' for none)
 -- ARGV[8..] field, value pairs to set
--- Returns {'ok'}; {-1, 'task'} no such task; {-2, status} canceled; {-3, ...} stale snapshot.
+-- Returns {'ok'}; {ERR_NOT_FOUND, 'task'} no such task; {ERR_CONFLICT, status} canceled;
+-- {ERR_STALE, ...} stale snapshot.
 
+-- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
@@ -25,7 +27,7 @@ if err then
   return err
 end
 if expected_status == 'canceled' then
-  return {-2, 'canceled'}
+  return {ERR_CONFLICT, 'canceled'}
 end
 
 local task_id = redis.call('HGET', task_key, 'id')

@@ -183,56 +183,18 @@ async def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]
     policy = ctx.policy or egress_policy(ctx.settings)
     method, url = p.method, p.url
     headers = run_headers(ctx, dict(p.headers))
-    content: bytes | None = None
-    if p.json is not msgspec.UNSET:
-        content = json.dumps(p.json).encode()
-        if not any(k.lower() == "content-type" for k in headers):
-            headers["Content-Type"] = "application/json"
-    elif p.body is not None:
-        content = p.body.encode()
+    content = _request_body(p, headers)
     for hop in range(MAX_REDIRECTS + 1):
-        try:
-            url = policy.check_url(url)
-            request = ctx.http.build_request(
-                method,
-                url,
-                headers=_signed(ctx, headers, content),
-                content=content,
-                timeout=ctx.remaining(),
-            )
-            response = await ctx.http.send(request, stream=True)
-        except EgressRefused as exc:
-            raise StepFailed(str(exc)) from None
-        except httpx.TimeoutException:
-            raise StepFailed(f"timed out after {ctx.timeout:g}s") from None
-        except httpx.HTTPError as exc:
-            raise StepFailed(f"{type(exc).__name__}: {exc}") from None
+        response = await _send(ctx, policy, method, url, headers, content)
         try:
             location = response.headers.get("location")
             explicit = p.expect_status is not None and p.accepts(response.status_code)
             if response.status_code in _REDIRECTS and location and not explicit:
                 if hop == MAX_REDIRECTS:
                     raise StepFailed(f"more than {MAX_REDIRECTS} redirects")
-                target = urljoin(url, location)
-                status = response.status_code
-                to_get = status == 303 or (status in (301, 302) and method == "POST")
-                if not _same_origin(url, target):
-                    # another origin gets none of the step's headers and never its body
-                    if content is not None and not to_get:
-                        raise StepFailed(
-                            f"refused: a {status} redirect to another origin "
-                            f"({mask_url(target)}) would send the {method} body there"
-                        )
-                    headers = run_headers(ctx, {})
-                if to_get:
-                    method = "GET" if method != "HEAD" else method
-                    content = None
-                    headers = {
-                        k: v
-                        for k, v in headers.items()
-                        if k.lower() not in ("content-type", "content-length")
-                    }
-                url = target
+                method, url, headers, content = _redirected(
+                    ctx, response.status_code, urljoin(url, location), method, url, headers, content
+                )
                 continue
             raw = await _read(response) if method != "HEAD" else b""
         except httpx.TimeoutException:
@@ -241,17 +203,84 @@ async def http_request(p: HttpRequestParams, ctx: StepContext) -> dict[str, Any]
             raise StepFailed(f"{type(exc).__name__}: {exc}") from None
         finally:
             await response.aclose()
-        body = _decode_body(raw, response.encoding)
         output = {
             "status": response.status_code,
             "url": mask_url(url),
             "headers": mask_headers(dict(response.headers)),
-            "body": body,
+            "body": _decode_body(raw, response.encoding),
         }
         if not p.accepts(response.status_code):
             raise StepFailed(f"unexpected status {response.status_code}", output)
         return output
     raise StepFailed(f"more than {MAX_REDIRECTS} redirects")  # pragma: no cover - loop returns
+
+
+def _request_body(p: HttpRequestParams, headers: dict[str, str]) -> bytes | None:
+    """The step's body (``json`` or ``body``); JSON sets a Content-Type the step did not."""
+    if p.json is not msgspec.UNSET:
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        return json.dumps(p.json).encode()
+    if p.body is not None:
+        return p.body.encode()
+    return None
+
+
+async def _send(
+    ctx: StepContext,
+    policy: EgressPolicy,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    content: bytes | None,
+) -> httpx.Response:
+    """One hop, past the egress check, its response streamed; a failure fails the step."""
+    assert ctx.http is not None
+    try:
+        url = policy.check_url(url)
+        request = ctx.http.build_request(
+            method,
+            url,
+            headers=_signed(ctx, headers, content),
+            content=content,
+            timeout=ctx.remaining(),
+        )
+        return await ctx.http.send(request, stream=True)
+    except EgressRefused as exc:
+        raise StepFailed(str(exc)) from None
+    except httpx.TimeoutException:
+        raise StepFailed(f"timed out after {ctx.timeout:g}s") from None
+    except httpx.HTTPError as exc:
+        raise StepFailed(f"{type(exc).__name__}: {exc}") from None
+
+
+def _redirected(
+    ctx: StepContext,
+    status: int,
+    target: str,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    content: bytes | None,
+) -> tuple[str, str, dict[str, str], bytes | None]:
+    """(method, url, headers, body) of the hop a redirect asks for: 303 (and 301/302 after a
+    POST) turns into a GET without a body; another origin gets none of the step's headers and
+    never its body."""
+    to_get = status == 303 or (status in (301, 302) and method == "POST")
+    if not _same_origin(url, target):
+        if content is not None and not to_get:
+            raise StepFailed(
+                f"refused: a {status} redirect to another origin "
+                f"({mask_url(target)}) would send the {method} body there"
+            )
+        headers = run_headers(ctx, {})
+    if to_get:
+        method = "GET" if method != "HEAD" else method
+        content = None
+        headers = {
+            k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")
+        }
+    return method, target, headers, content
 
 
 # -- the small ones --------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import redis.asyncio
 from app import clock
 from app.core.errors import PipelineError
 from app.core.pipeline import load_pipeline, secret_names
+from app.core.status import RunStatus, TaskStatus
 from app.core.task import Run, Task
 from app.settings import Settings
 from app.store import connection, stats
@@ -149,7 +150,7 @@ async def start_attempts(rt: Runtime, run_ids: Sequence[str]) -> list[Start]:
     for i, run in enumerate(runs):
         if run is None:
             logger.warning("run.missing", extra={"run_id": run_ids[i]})
-        elif run.status != "queued":
+        elif run.status != RunStatus.QUEUED:
             logger.info("run.skipped", extra={"run_id": run.id, "status": run.status})
         else:
             todo.append(i)
@@ -171,16 +172,18 @@ async def start_attempts(rt: Runtime, run_ids: Sequence[str]) -> list[Start]:
             continue
         handed += answer.handed
         if answer.status == "parked":
-            log_transition(run.task_id, run.id, run.attempt, "pending", reason="concurrency")
+            log_transition(
+                run.task_id, run.id, run.attempt, RunStatus.PENDING, reason="concurrency"
+            )
             parked.append(run)
-            out[i] = NotStarted("pending")
+            out[i] = NotStarted(RunStatus.PENDING)
             continue
-        log_transition(run.task_id, run.id, answer.attempt, "running")
+        log_transition(run.task_id, run.id, answer.attempt, RunStatus.RUNNING)
         out[i] = Attempt(run, task, answer.attempt, answer.concurrency_key)
     if parked:
         counted = _Stats()
         for run in parked:
-            counted.counts[stats.run_field("pending", run.trigger)] += 1
+            counted.counts[stats.run_field(RunStatus.PENDING, run.trigger)] += 1
             counted.counts[stats.CONCURRENCY_WAITS] += 1
         pipe = rt.client.pipeline(transaction=False)
         counted.write(pipe, rt.keys)
@@ -256,7 +259,7 @@ async def record_attempts(
                     level=logging.WARNING,
                     detail=answer.detail,
                 )
-                counted.counts[stats.run_field("running", run.trigger)] += 1
+                counted.counts[stats.run_field(RunStatus.RUNNING, run.trigger)] += 1
                 out.append(None)
             else:
                 out.append(answer)
@@ -274,10 +277,10 @@ async def record_attempts(
 
 def _log_outcome(attempt: Attempt, result: PipelineResult, done: Finished) -> None:
     extra: dict[str, Any] = {"error": result.error} if result.error else {}
-    if done.status == "pending":
+    if done.status == RunStatus.PENDING:
         extra["next_attempt_at"] = clock.iso(done.next_attempt_at)
     if done.task_completed:
-        extra["task_status"] = "completed"
+        extra["task_status"] = TaskStatus.COMPLETED
     run = attempt.run
     log_transition(run.task_id, run.id, attempt.attempt, done.status, **extra)
 
@@ -291,9 +294,9 @@ class _Stats:
 
     def attempt(self, run: Run, status: str, seconds: float) -> None:
         """An attempt that ended (counted then, to save a round trip at its start)."""
-        self.counts[stats.run_field("running", run.trigger)] += 1
+        self.counts[stats.run_field(RunStatus.RUNNING, run.trigger)] += 1
         self.counts[stats.run_field(status, run.trigger)] += 1
-        if status == "pending":
+        if status == RunStatus.PENDING:
             self.counts[stats.RETRIES] += 1
             return
         seconds = max(0.0, seconds)

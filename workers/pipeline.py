@@ -29,6 +29,7 @@ from app.core.actions import ACTION_PARAMS, ActionParams
 from app.core.errors import PipelineError
 from app.core.masking import Masker
 from app.core.pipeline import Pipeline, Step
+from app.core.status import RunStatus
 from app.core.task import Run, Task
 from app.core.templating import TemplateError, render, secret_refs
 from app.settings import Settings
@@ -110,10 +111,10 @@ async def run_pipeline(
             mask=mask,
         )
         output, step_error, kept = await _run_step(step, context, ctx, large, creds.unavailable)
-        duration_ms = round((time.monotonic() - ctx.started) * 1000)
+        duration_ms = clock.ms(time.monotonic() - ctx.started)
         started_ms = clock.now_ms() - duration_ms
         record.update(
-            status="failed" if step_error is not None else "succeeded",
+            status=RunStatus.FAILED if step_error is not None else RunStatus.SUCCEEDED,
             started_at=clock.iso(started_ms),
             finished_at=clock.iso(started_ms + duration_ms),
             duration_ms=duration_ms,

@@ -33,6 +33,7 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.utils import utcformat
 
 from app import clock
+from app.store.codec import text
 from app.store.enqueue import JOB_FUNC
 from app.store.runs import ScriptCall
 
@@ -109,7 +110,7 @@ def parse(job_id: str, queue: str, reply: Sequence[Any]) -> RqJob | None:
         run_id = None
     return RqJob(
         id=job_id,
-        queue=origin.decode() if origin else queue,
+        queue=text(origin) if origin else queue,
         run_id=run_id,
         result_ttl=int(result_ttl) if result_ttl else DEFAULT_RESULT_TTL,
         failure_ttl=int(failure_ttl) if failure_ttl else DEFAULT_FAILURE_TTL,

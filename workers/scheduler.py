@@ -154,27 +154,7 @@ class Scheduler:
         skipped = 0
         pending: Sequence[Claim] = claims
         for _ in range(_RETRIES):
-            tasks = self._load_tasks([c.member for c in pending])
-            give_back: list[Claim] = []
-            commits: list[tuple[Claim, Task, Any]] = []
-            for c, task in zip(pending, tasks, strict=True):
-                if (
-                    task is None
-                    or task.status != TaskStatus.ACTIVE
-                    or task.schedule_kind == ScheduleKind.EVENT
-                    or task.next_run_at is None
-                    or task.next_run_at > now
-                ):
-                    give_back.append(c)
-                    continue
-                try:
-                    plan = plan_occurrence(task, now, self.misfire_ms)
-                except Exception:
-                    # left claimed: retried when the lease lapses, and logged each time
-                    logger.exception("scheduler.plan_failed", extra={"task_id": task.id})
-                    self._held.pop(c.member, None)
-                    continue
-                commits.append((c, task, plan))
+            give_back, commits = self._plan(pending, now)
             if give_back:
                 release_claims(self.r, self.keys, "due", give_back)
                 for c in give_back:
@@ -218,6 +198,34 @@ class Scheduler:
             "scheduler.batch",
             extra={"claimed": len(claims), "enqueued": len(queued), "skipped": skipped},
         )
+
+    def _plan(
+        self, claims: Sequence[Claim], now: int
+    ) -> tuple[list[Claim], list[tuple[Claim, Task, Any]]]:
+        """(claims to give back: the task is not due any more, (claim, task, plan) to commit);
+        a task whose plan fails stays claimed, retried when the lease lapses."""
+        tasks = self._load_tasks([c.member for c in claims])
+        give_back: list[Claim] = []
+        commits: list[tuple[Claim, Task, Any]] = []
+        for c, task in zip(claims, tasks, strict=True):
+            if (
+                task is None
+                or task.status != TaskStatus.ACTIVE
+                or task.schedule_kind == ScheduleKind.EVENT
+                or task.next_run_at is None
+                or task.next_run_at > now
+            ):
+                give_back.append(c)
+                continue
+            try:
+                plan = plan_occurrence(task, now, self.misfire_ms)
+            except Exception:
+                # left claimed: retried when the lease lapses, and logged each time
+                logger.exception("scheduler.plan_failed", extra={"task_id": task.id})
+                self._held.pop(c.member, None)
+                continue
+            commits.append((c, task, plan))
+        return give_back, commits
 
     def _load_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
         pipe = self.r.pipeline(transaction=False)

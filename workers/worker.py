@@ -61,6 +61,7 @@ from rq.worker import BaseWorker
 
 from app.settings import Settings
 from app.store import connection
+from app.store.codec import text
 from app.store.keys import QUEUE_NAMES, Keys
 from app.store.runs import (
     eval_many,
@@ -334,14 +335,14 @@ class Worker:
         if isinstance(reply, Exception):
             raise reply
         return [
-            (QUEUE_NAMES[int(reply[i]) - 1], reply[i + 1].decode()) for i in range(0, len(reply), 2)
+            (QUEUE_NAMES[int(reply[i]) - 1], text(reply[i + 1])) for i in range(0, len(reply), 2)
         ]
 
     async def _block(self) -> list[tuple[str, str]]:
         found = await self.blocking.blpop(self.queue_keys, timeout=BLOCK_SECONDS)
         if not found:
             return []
-        key, job_id = (x.decode() if isinstance(x, bytes) else str(x) for x in found)
+        key, job_id = (text(x) for x in found)
         return [(key[len(Queue.redis_queue_namespace_prefix) :], job_id)]
 
     async def _push_back(self, popped: Sequence[tuple[str, str]]) -> None:

@@ -4,7 +4,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, RawBody
 
 from app import clock
-from app.api.auth import admin_only, authenticate
+from app.api.auth import AUTHENTICATE, admin_only
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import AgentCreate, AgentCreated, AgentList, AgentOut, decode
@@ -15,7 +15,8 @@ from app.store.agents import create_agent, list_agents, revoke_agent
 class AgentController(Controller):
     path = "/agents"
     tags = ("agents",)
-    guards = (authenticate, admin_only)
+    middleware = AUTHENTICATE
+    guards = (admin_only,)
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 

@@ -1,9 +1,11 @@
 """Bearer tokens to callers: the admin, a static agent token, or a minted one.
 
-The :func:`authenticate` guard runs before a handler's dependencies and leaves the
-:class:`Caller` on the connection; :func:`provide_caller` hands it to handlers. Secrets from the
-settings are compared with ``hmac.compare_digest``; minted tokens are looked up by their SHA-256,
-which leaks nothing about the token by timing.
+The :data:`AUTHENTICATE` middleware (declared by every controller but the health check) runs
+before a handler's guards, body and dependencies, and leaves the :class:`Caller` on the
+connection; :func:`provide_caller` hands it to handlers. It is a middleware rather than a guard
+because Litestar copies the handler for every guard it calls, which costs more than the check.
+Secrets from the settings are compared with ``hmac.compare_digest``; minted tokens are looked up
+by their SHA-256, which leaks nothing about the token by timing.
 """
 
 import hmac
@@ -14,8 +16,11 @@ import anyio.to_thread
 import redis
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.core.errors import Forbidden
 from app.settings import Settings
@@ -72,9 +77,18 @@ def resolve_caller(
     return Caller(agent_id) if agent_id else None
 
 
-async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: a known bearer token, else 401 with ``WWW-Authenticate: Bearer``."""
-    token = bearer_token(connection.headers.get("authorization"))
+def _authorization(scope: Scope) -> str | None:
+    """The Authorization header, read from the scope (ASGI header names are lower case)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """A known bearer token, else 401 with ``WWW-Authenticate: Bearer``."""
+    token = bearer_token(_authorization(connection.scope))
     if token is None:
         raise NotAuthorizedException(
             detail="missing bearer token: send Authorization: Bearer <token>", headers=_CHALLENGE
@@ -91,8 +105,22 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     connection.state[_STATE_KEY] = caller
 
 
+class Authenticate(ASGIMiddleware):
+    """Middleware: :func:`authenticate` every HTTP request before its handler."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        await authenticate(ASGIConnection(scope))
+        await next_app(scope, receive, send)
+
+
+#: what every authenticated controller declares as its ``middleware``
+AUTHENTICATE = (Authenticate(),)
+
+
 async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard (after :func:`authenticate`): only the admin token passes, agents get 403."""
+    """Guard (after :data:`AUTHENTICATE`): only the admin token passes, agents get 403."""
     caller = connection.state.get(_STATE_KEY)
     if not isinstance(caller, Caller) or not caller.is_admin:
         raise Forbidden("only the admin token may manage agents")

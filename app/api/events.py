@@ -3,7 +3,7 @@
 from litestar import Controller, post
 from litestar.params import RawBody
 
-from app.api.auth import authenticate
+from app.api.auth import AUTHENTICATE
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import EventOut, EventRequest, decode, run_out
@@ -14,7 +14,7 @@ from app.store.events import emit_event
 class EventController(Controller):
     path = "/events"
     tags = ("events",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 

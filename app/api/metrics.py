@@ -20,6 +20,7 @@ from app import clock
 from app.core.status import RunStatus, TaskStatus, Trigger
 from app.settings import Settings, get_settings
 from app.store import connection, stats
+from app.store.codec import text
 from app.store.keys import QUEUE_NAMES, Keys
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -167,9 +168,8 @@ def _histogram(
 def _numbers(raw: dict[object, object]) -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in raw.items():
-        key = k.decode() if isinstance(k, bytes) else str(k)
         try:
-            out[key] = float(v.decode() if isinstance(v, bytes) else str(v))
+            out[text(k)] = float(text(v))
         except ValueError:
             continue
     return out

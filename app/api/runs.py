@@ -3,7 +3,7 @@
 from litestar import Controller, get
 from litestar.params import FromPath
 
-from app.api.auth import authenticate
+from app.api.auth import AUTHENTICATE
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, answers
 from app.api.schemas import RunOut, run_out
@@ -13,7 +13,7 @@ from app.store import history
 class RunController(Controller):
     path = "/runs"
     tags = ("runs",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 

@@ -15,7 +15,7 @@ from litestar.params import Parameter, RawBody
 from msgspec import Meta
 
 from app import clock
-from app.api.auth import authenticate
+from app.api.auth import AUTHENTICATE
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import decode
@@ -68,7 +68,7 @@ def _agent(api: ApiDep) -> str:
 class SecretController(Controller):
     path = "/secrets"
     tags = ("secrets",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 

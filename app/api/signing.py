@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, post
 from msgspec import Meta
 
-from app.api.auth import authenticate
+from app.api.auth import AUTHENTICATE
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, answers
 from app.core.errors import Forbidden
@@ -27,7 +27,7 @@ class SigningKeyOut(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class SigningKeyController(Controller):
     path = "/agents/me/signing-key"
     tags = ("agents",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 

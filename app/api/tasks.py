@@ -13,7 +13,7 @@ from litestar import Controller, Response, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter, RawBody
 
 from app import clock
-from app.api.auth import authenticate
+from app.api.auth import AUTHENTICATE
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import (
@@ -63,7 +63,7 @@ class TaskController(Controller):
 
     path = "/tasks"
     tags = ("tasks",)
-    guards = (authenticate,)
+    middleware = AUTHENTICATE
     dependencies = AGENT_DEPENDENCIES
     security = ({"BearerToken": []},)
 
@@ -93,7 +93,7 @@ class TaskController(Controller):
             raise Forbidden("created_by must be your own agent id")
         task = new_task(spec, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
         check_secrets_exist(api.client, api.keys, task.created_by, secret_names(task.payload))
-        stored, created = api.store.create(task, idempotency_key)
+        stored, created = api.store.create(task, idempotency_key, planned=True)
         return Response(
             task_out(stored),
             status_code=201 if created else 200,

@@ -1,6 +1,8 @@
-"""What one due occurrence of a task turns into: its runs, its next occurrence, its misfires.
+"""When a task first runs, and what one due occurrence of a task turns into: its runs, its next
+occurrence, its misfires.
 
-Pure: the scheduler reads the task and the time, plans here, then commits the plan in one
+Pure: a request plans a new or restarted task here (:func:`first_run_at`) and the store writes
+the result; the scheduler reads the task and the time, plans here, then commits the plan in one
 script (``app/store/scheduling.py``). Run ids are derived from (task, occurrence), so whoever
 commits an occurrence, however often, creates the same run.
 """
@@ -10,8 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app import clock
-from app.core.schedules import Budget, parse_schedule
-from app.core.status import MisfirePolicy, ScheduleKind
+from app.core.schedules import Budget, Schedule, parse_schedule
+from app.core.status import MisfirePolicy, ScheduleKind, TaskStatus
 from app.core.task import Task
 
 #: At most this many runs for the occurrences missed during one outage (``run_all``).
@@ -24,6 +26,37 @@ _RUN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "chime:scheduled-run")
 def occurrence_run_id(task_id: str, occurrence_ms: int) -> str:
     """The run id of a task's scheduled occurrence: the same whoever commits it, how often."""
     return str(uuid.uuid5(_RUN_NAMESPACE, f"{task_id}:{occurrence_ms}"))
+
+
+def task_schedule(task: Task) -> Schedule:
+    """The task's parsed schedule (an rrule without DTSTART starts at the task's creation)."""
+    return parse_schedule(
+        task.schedule_kind, task.schedule_expr, task.timezone, clock.from_ms(task.created_at)
+    )
+
+
+def first_run_at(task: Task, now_ms: int, schedule: Schedule | None = None) -> int | None:
+    """``next_run_at`` for a task that starts (or restarts) its schedule at ``now_ms``;
+    ``schedule`` is the task's, when the caller parsed it already.
+
+    A snooze still in the future holds: the task does not run before ``snoozed_until``.
+    """
+    first = (schedule or task_schedule(task)).first(clock.from_ms(now_ms))
+    if first is None:
+        return None
+    first_ms = clock.to_ms(first)
+    if task.snoozed_until is not None and first_ms < task.snoozed_until:
+        return task.snoozed_until
+    return first_ms
+
+
+def plan_new(task: Task, schedule: Schedule | None = None) -> Task:
+    """A new task, planned at its creation: its ``next_run_at``, and completed at once when its
+    schedule has no occurrence left (an event task without a next run waits for its events)."""
+    task.next_run_at = first_run_at(task, task.created_at, schedule)
+    if task.next_run_at is None and task.schedule_kind != ScheduleKind.EVENT:
+        task.status = TaskStatus.COMPLETED
+    return task
 
 
 @dataclass(frozen=True)
@@ -66,9 +99,7 @@ def plan_occurrence(
     if occ is None:
         raise ValueError(f"task {task.id} has no next_run_at")
     budget = budget or Budget()
-    schedule = parse_schedule(
-        task.schedule_kind, task.schedule_expr, task.timezone, clock.from_ms(task.created_at)
-    )
+    schedule = task_schedule(task)
     mode: Literal["repeat", "once"] = (
         "once" if task.schedule_kind == ScheduleKind.ONCE else "repeat"
     )

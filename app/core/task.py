@@ -8,7 +8,9 @@ from app.core.status import (
     BackoffStrategy,
     MisfirePolicy,
     RunStatus,
+    ScheduleKind,
     TaskStatus,
+    Trigger,
 )
 
 
@@ -19,22 +21,22 @@ class Task(msgspec.Struct, kw_only=True):
     id: str
     title: str
     description: str
-    schedule_kind: str
+    schedule_kind: ScheduleKind
     schedule_expr: str | None = None
     timezone: str = "UTC"
     payload: dict[str, Any]
     created_by: str
     priority: int = 5
     max_retries: int = 3
-    backoff_strategy: str = BackoffStrategy.EXPONENTIAL_JITTER.value
+    backoff_strategy: BackoffStrategy = BackoffStrategy.EXPONENTIAL_JITTER
     dedupe_key: str | None = None
     dedupe_window_seconds: int | None = None
     concurrency_key: str | None = None
     concurrency_limit: int = 1
     retry_delay_seconds: float = 10.0
     retry_max_delay_seconds: float = 3600.0
-    misfire_policy: str = MisfirePolicy.RUN_ONCE.value
-    status: str = TaskStatus.ACTIVE.value
+    misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
+    status: TaskStatus = TaskStatus.ACTIVE
     next_run_at: int | None = None
     last_run_at: int | None = None
     snoozed_until: int | None = None
@@ -55,8 +57,8 @@ class Run(msgspec.Struct, kw_only=True):
     id: str
     task_id: str
     agent_id: str
-    status: str = RunStatus.QUEUED.value
-    trigger: str
+    status: RunStatus = RunStatus.QUEUED
+    trigger: Trigger
     scheduled_for: int | None = None
     enqueued_at: int | None = None
     started_at: int | None = None

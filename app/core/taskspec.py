@@ -16,10 +16,10 @@ from typing import Annotated, Any, cast
 import msgspec
 from msgspec import Meta
 
-from app import clock
 from app.core.errors import ValidationError
 from app.core.pipeline import parse_pipeline, pipeline_payload
-from app.core.schedules import EVENT_EXPR_MAX, parse_schedule
+from app.core.planning import plan_new, task_schedule
+from app.core.schedules import EVENT_EXPR_MAX, Schedule
 from app.core.status import BackoffStrategy, MisfirePolicy, ScheduleKind
 from app.core.task import Task
 
@@ -275,28 +275,29 @@ EXAMPLES: Mapping[ScheduleKind, dict[str, Any]] = {
 
 
 def spec_fields(spec: msgspec.Struct) -> dict[str, Any]:
-    """The fields a decoded request gave (UNSET left out), as the record stores them: UUIDs and
-    enums as their strings."""
+    """The fields a decoded request gave (UNSET left out), as the record holds them: UUIDs as
+    their strings, enums as their members."""
     out: dict[str, Any] = {}
     for name in spec.__struct_fields__:
         value = getattr(spec, name)
         if value is msgspec.UNSET:
             continue
-        if isinstance(value, uuid.UUID | str):
+        if isinstance(value, uuid.UUID):
             value = str(value)
         out[name] = value
     return out
 
 
 def new_task(spec: TaskSpec, *, task_id: str, now_ms: int) -> Task:
-    """A validated task from a decoded POST body (absent or null fields take their defaults)."""
+    """A validated task from a decoded POST body (absent or null fields take their defaults),
+    planned (:func:`app.core.planning.plan_new`) with the schedule its validation parsed."""
     data = {k: v for k, v in spec_fields(spec).items() if v is not None}
     if spec.schedule_kind != ScheduleKind.EVENT and "schedule_expr" not in data:
         raise ValidationError("schedule_expr", f"required for {spec.schedule_kind} schedules")
     task = Task(id=task_id, created_at=now_ms, updated_at=now_ms, **data)
     if task.dedupe_key is not None and task.dedupe_window_seconds is None:
         task.dedupe_window_seconds = DEFAULT_DEDUPE_WINDOW
-    return validated(task)
+    return plan_new(*_checked(task))
 
 
 def changed_fields(task: Task, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -332,6 +333,11 @@ def changed_fields(task: Task, changes: Mapping[str, Any]) -> dict[str, Any]:
 def validated(task: Task) -> Task:
     """Check the rules that span fields on a whole task; returns it with its pipeline
     normalized. Each field on its own was checked against :class:`TaskSpec` when decoded."""
+    return _checked(task)[0]
+
+
+def _checked(task: Task) -> tuple[Task, Schedule]:
+    """:func:`validated`, and the schedule it parsed."""
     if task.retry_max_delay_seconds < task.retry_delay_seconds:
         raise ValidationError(
             "retry_max_delay_seconds",
@@ -339,8 +345,6 @@ def validated(task: Task) -> Task:
         )
     if task.dedupe_key is None and task.dedupe_window_seconds is not None:
         raise ValidationError("dedupe_window_seconds", "only applies with a dedupe_key")
-    parse_schedule(
-        task.schedule_kind, task.schedule_expr, task.timezone, clock.from_ms(task.created_at)
-    )
+    schedule = task_schedule(task)
     payload = pipeline_payload(parse_pipeline(task.payload))
-    return msgspec.structs.replace(task, payload=payload)
+    return msgspec.structs.replace(task, payload=payload), schedule

@@ -16,6 +16,7 @@ import redis
 
 from app import clock
 from app.core.errors import ValidationError
+from app.store.codec import text
 from app.store.keys import Keys
 
 #: Minted tokens start with this, so a leaked one is easy to recognise in a scan.
@@ -67,7 +68,7 @@ def get_agent(client: "redis.Redis", keys: Keys, agent_id: str) -> Agent | None:
 
 def list_agents(client: "redis.Redis", keys: Keys) -> list[Agent]:
     """Minted agents that are not revoked, oldest first."""
-    ids = [_s(i) for i in client.zrange(keys.agents, 0, -1)]
+    ids = [text(i) for i in client.zrange(keys.agents, 0, -1)]
     if not ids:
         return []
     with client.pipeline(transaction=False) as pipe:
@@ -78,7 +79,7 @@ def list_agents(client: "redis.Redis", keys: Keys) -> list[Agent]:
 
 
 def _agent(agent_id: str, fields: Mapping[Any, Any]) -> Agent:
-    data = {_s(k): _s(v) for k, v in fields.items()}
+    data = {text(k): text(v) for k, v in fields.items()}
     return Agent(agent_id, data.get("name", ""), int(data.get("created_at", "0")))
 
 
@@ -93,7 +94,7 @@ def revoke_agent(client: "redis.Redis", keys: Keys, agent_id: str) -> bool:
     sha = client.hget(key, "token_sha256")
     with client.pipeline(transaction=True) as pipe:
         if sha:
-            pipe.delete(keys.token(_s(sha)))
+            pipe.delete(keys.token(text(sha)))
         pipe.delete(key)
         pipe.zrem(keys.agents, agent_id)
         removed = pipe.execute()
@@ -105,9 +106,4 @@ def agent_for_token(client: "redis.Redis", keys: Keys, token: str) -> str | None
     if not token:
         return None
     agent_id = client.get(keys.token(token_sha256(token)))
-    return _s(agent_id) if agent_id else None
-
-
-def _s(value: object) -> str:
-    """A reply as ``str`` whether or not the client decodes responses."""
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return text(agent_id) if agent_id else None

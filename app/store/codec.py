@@ -1,7 +1,8 @@
-"""Tasks and runs to and from Redis hashes.
+"""Tasks and runs to and from Redis hashes, and Redis replies to ``str``.
 
 Every field is one hash field holding a string; ``None`` is an absent field; ``payload``,
-``steps`` and ``event`` are JSON. Lua scripts read and write the same fields by name.
+``steps`` and ``event`` are JSON. Lua scripts read and write the same fields by name. Replies of
+a client made with ``decode_responses=False`` (RQ's) are read with :func:`text`.
 """
 
 from collections.abc import Mapping
@@ -14,6 +15,17 @@ from app.core.task import Run, Task
 _JSON_FIELDS = frozenset({"payload", "steps", "event"})
 _json = msgspec.json.Encoder()
 _S = TypeVar("_S", Task, Run)
+
+
+def text(value: object) -> str:
+    """A Redis reply as ``str``, whether or not the client decodes responses; bytes that are not
+    UTF-8 show replacement characters rather than failing the caller."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def text_or_none(value: object) -> str | None:
+    """:func:`text`, keeping ``None`` (a missing key or field) as ``None``."""
+    return None if value is None else text(value)
 
 
 def to_hash(record: Task | Run) -> dict[str, str]:

@@ -19,6 +19,7 @@ from rq import Queue
 from rq.job import Job
 
 from app.core.pipeline import MAX_STEP_TIMEOUT, MAX_STEPS
+from app.store.codec import text_or_none as _text
 from app.store.keys import Keys, queue_name
 
 #: The RQ job function, by name, so the web process never imports the worker code.
@@ -97,10 +98,6 @@ def describe_runs(rq: redis.Redis, keys: Keys, run_ids: Sequence[str]) -> dict[s
             f"{trigger or '?'} · run {run_id}"
         )
     return out
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def dequeue_runs(rq: redis.Redis, run_ids: Sequence[str]) -> None:

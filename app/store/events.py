@@ -15,6 +15,7 @@ import msgspec
 import redis
 
 from app import clock
+from app.clock import ms
 from app.core.errors import Conflict, ValidationError
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.task import Run
@@ -23,7 +24,6 @@ from app.store import scripts, stats
 from app.store.codec import from_hash
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
-from app.store.scheduling import ms
 
 #: Candidates per script call: bounds the KEYS of one call; each task's run stands alone.
 CHUNK = 250

@@ -24,11 +24,12 @@ from redis.exceptions import NoScriptError
 
 from app import clock
 from app.core.backoff import retry_delay
-from app.core.status import RUN_TERMINAL
+from app.core.status import RUN_TERMINAL, RunStatus, TaskStatus
 from app.core.task import Run, Task
 from app.settings import Settings
 from app.store import scripts
 from app.store.codec import from_hash
+from app.store.codec import text_or_none as _str
 from app.store.keys import Keys
 from app.store.scripts import ErrorCode, ScriptError
 from app.store.semaphore import slot_keys
@@ -245,12 +246,12 @@ def _finish_call(
             task.retry_max_delay_seconds,
             rand,
         )
-        retry_at = now + round(delay * 1000)
+        retry_at = now + clock.ms(delay)
     task_status = task.status if task is not None else ""
     run_key = keys.run(outcome.run_id)
     indexes = (
         keys.indexes(task.created_by, task.status, task.schedule_kind)
-        + keys.indexes(task.created_by, "completed", task.schedule_kind)
+        + keys.indexes(task.created_by, TaskStatus.COMPLETED, task.schedule_kind)
         if task is not None
         else [run_key] * 16
     )
@@ -267,7 +268,7 @@ def _finish_call(
         args=[
             now,
             outcome.attempt,
-            "succeeded" if outcome.succeeded else "failed",
+            RunStatus.SUCCEEDED if outcome.succeeded else RunStatus.FAILED,
             _json.encode(outcome.steps).decode(),
             outcome.error or "",
             retry_at,
@@ -290,7 +291,7 @@ def _finished(result: Any, retry_at: int) -> Finished:
         status=status,
         task_completed=bool(result[1]),
         handed=_pairs(result[2:]),
-        next_attempt_at=retry_at if status == "pending" else None,
+        next_attempt_at=retry_at if status == RunStatus.PENDING else None,
     )
 
 
@@ -371,18 +372,12 @@ def _pairs(flat: Sequence[Any]) -> list[tuple[str, int]]:
     return [(_str(flat[i]) or "", int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
 
 
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _lease_ms(settings: Settings) -> int:
-    return round(settings.semaphore_lease_seconds * 1000)
+    return clock.ms(settings.semaphore_lease_seconds)
 
 
 def _grace_ms(settings: Settings) -> int:
-    return round(settings.enqueue_grace_seconds * 1000)
+    return clock.ms(settings.enqueue_grace_seconds)
 
 
 # -- batches on an asyncio client (the concurrent worker) -------------------------------------

@@ -14,10 +14,12 @@ from typing import Any, Literal
 
 import redis
 
+from app.clock import ms as ms  # re-exported for the scheduler
 from app.core.planning import MAX_CATCH_UP as MAX_CATCH_UP  # re-exported for callers
 from app.core.planning import MAX_SKIP_COUNT as MAX_SKIP_COUNT
 from app.core.planning import Plan, occurrence_run_id
 from app.core.planning import plan_occurrence as plan_occurrence
+from app.core.status import RunStatus, TaskStatus
 from app.core.task import Task
 from app.settings import Settings
 from app.store import scripts
@@ -25,10 +27,6 @@ from app.store.keys import Keys
 from app.store.scripts import ErrorCode
 
 Schedule = Literal["due", "delayed"]
-
-
-def ms(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
 # -- claims ----------------------------------------------------------------------------------
@@ -76,12 +74,13 @@ def release_claims(
     if not claims:
         return 0, 0
     source, claims_key = _schedule_keys(keys, schedule)
+    status: TaskStatus | RunStatus
     if schedule == "due":
         records = [keys.task(c.member) for c in claims]
-        time_field, status = "next_run_at", "active"
+        time_field, status = "next_run_at", TaskStatus.ACTIVE
     else:
         records = [keys.run(c.member) for c in claims]
-        time_field, status = "next_attempt_at", "pending"
+        time_field, status = "next_attempt_at", RunStatus.PENDING
     args: list[Any] = [keys.wake, time_field, status]
     for c in claims:
         args += [c.member, c.token]
@@ -131,8 +130,8 @@ def commit_occurrence(
         keys.outbox,
         keys.delayed,
         keys.dedupe(task.created_by, dedupe) if dedupe else keys.task(task.id),
-        *keys.indexes(task.created_by, "active", task.schedule_kind),
-        *keys.indexes(task.created_by, "completed", task.schedule_kind),
+        *keys.indexes(task.created_by, TaskStatus.ACTIVE, task.schedule_kind),
+        *keys.indexes(task.created_by, TaskStatus.COMPLETED, task.schedule_kind),
         *(keys.run(run_id) for run_id in run_ids),
     ]
     args: list[Any] = [

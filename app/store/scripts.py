@@ -8,7 +8,9 @@ client with ``register_script`` (EVALSHA, reloaded on NOSCRIPT) and called throu
 wrappers in the store modules.
 
 Error convention: a script that refuses returns ``{code, detail}`` with a negative ``code``,
-before writing anything.
+before writing anything. The codes are named once for both sides: :class:`ErrorCode` here and
+``ERR_<NAME>`` in ``lua/includes/errors.lua``, which every script that refuses includes (a test
+keeps the two equal and finds no bare number in a script).
 """
 
 import re
@@ -20,6 +22,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from app.core.errors import ChimeError
+from app.store.codec import text
 
 #: the installed scripts (``lua/`` of the source tree)
 LUA_DIR: Traversable = files("app.lua")
@@ -27,6 +30,8 @@ _INCLUDE = re.compile(r'^--\s*@include\s+"([^"]+)"\s*$', re.MULTILINE)
 
 
 class ErrorCode(IntEnum):
+    """A script's refusal; ``ERR_<name>`` in ``lua/includes/errors.lua``."""
+
     NOT_FOUND = -1
     CONFLICT = -2
     STALE = -3
@@ -137,8 +142,5 @@ def is_error(result: Any) -> bool:
 def check(result: Any) -> Any:
     """Return ``result``, or raise :class:`ScriptError` for a script's error return."""
     if is_error(result):
-        detail = result[1]
-        if isinstance(detail, bytes):
-            detail = detail.decode()
-        raise ScriptError(ErrorCode(result[0]), str(detail))
+        raise ScriptError(ErrorCode(result[0]), text(result[1]))
     return result

@@ -23,6 +23,7 @@ from app.core.errors import ChimeError, ValidationError
 from app.core.templating import SECRET_NAME
 from app.crypto import SealError, seal, unseal
 from app.settings import Settings
+from app.store.codec import text
 from app.store.keys import Keys
 
 #: the largest secret value, in characters
@@ -81,7 +82,7 @@ def list_secrets(client: "redis.Redis", keys: Keys, agent: str) -> list[SecretIn
     out = []
     for name, raw in client.hgetall(keys.secrets(agent)).items():
         stored = msgspec.json.decode(raw, type=_Stored)
-        out.append(SecretInfo(_s(name), stored.updated_at))
+        out.append(SecretInfo(text(name), stored.updated_at))
     return sorted(out, key=lambda s: s.name)
 
 
@@ -153,7 +154,7 @@ async def load_credentials(
         for name, raw in zip(wanted, replies[0], strict=True):
             _open_secret(creds, settings, agent, name, raw)
     if signing and replies[-1] is not None:
-        _open_signing_key(creds, settings, agent, _s(replies[-1]))
+        _open_signing_key(creds, settings, agent, text(replies[-1]))
     return creds
 
 
@@ -187,7 +188,3 @@ def _open_signing_key(creds: Credentials, settings: Settings, agent: str, stored
             "the signing key cannot be opened with this CHIME_SECRET_KEY: rotate it with "
             "POST /agents/me/signing-key"
         )
-
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -31,6 +31,7 @@ from typing import Any
 
 import redis
 
+from app.store.codec import text
 from app.store.keys import Keys
 
 RETRIES = "retries"
@@ -97,9 +98,8 @@ def read(client: "redis.Redis", keys: Keys) -> dict[str, float]:
     """Every field of the stats hash as a number."""
     out: dict[str, float] = {}
     for k, v in client.hgetall(keys.stats).items():
-        name = k.decode() if isinstance(k, bytes) else str(k)
         try:
-            out[name] = float(v)
+            out[text(k)] = float(v)
         except ValueError:
             continue
     return out

@@ -15,8 +15,8 @@ import redis
 
 from app import clock
 from app.core.errors import Conflict, NotFound, ValidationError
-from app.core.schedules import parse_schedule
-from app.core.status import TASK_FINAL, TaskStatus
+from app.core.planning import first_run_at, plan_new
+from app.core.status import TASK_FINAL, ScheduleKind, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
 from app.settings import Settings
 from app.store import scripts
@@ -27,23 +27,6 @@ IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 #: what a transition plan returns: (script, KEYS, ARGV after now/status/version), or None
 _Step = tuple[str, list[str], list[Any]] | None
 _RETRIES = 20
-
-
-def first_run_at(task: Task, now_ms: int) -> int | None:
-    """``next_run_at`` for a task that starts (or restarts) its schedule at ``now_ms``.
-
-    A snooze still in the future holds: the task does not run before ``snoozed_until``.
-    """
-    schedule = parse_schedule(
-        task.schedule_kind, task.schedule_expr, task.timezone, clock.from_ms(task.created_at)
-    )
-    first = schedule.first(clock.from_ms(now_ms))
-    if first is None:
-        return None
-    first_ms = clock.to_ms(first)
-    if task.snoozed_until is not None and first_ms < task.snoozed_until:
-        return task.snoozed_until
-    return first_ms
 
 
 class TaskStore:
@@ -90,13 +73,14 @@ class TaskStore:
 
     # -- creating --------------------------------------------------------------------------
 
-    def create(self, task: Task, idempotency_key: str | None = None) -> tuple[Task, bool]:
-        """Store a new task (``next_run_at`` filled in here); with an idempotency key, a repeat
-        by the same agent within 24 h returns the first task and ``False``."""
-        now = task.created_at
-        task.next_run_at = first_run_at(task, now)
-        if task.next_run_at is None and task.schedule_kind != "event":
-            task.status = TaskStatus.COMPLETED.value
+    def create(
+        self, task: Task, idempotency_key: str | None = None, *, planned: bool = False
+    ) -> tuple[Task, bool]:
+        """Store a new task, planned here (``next_run_at``, completed when nothing is left)
+        unless ``planned`` says :func:`app.core.taskspec.new_task` did; with an idempotency
+        key, a repeat by the same agent within 24 h returns the first task and ``False``."""
+        if not planned:
+            plan_new(task)
         idem_key = (
             self.keys.idempotency(task.created_by, idempotency_key)
             if idempotency_key
@@ -148,8 +132,9 @@ class TaskStore:
                 nxt = first_run_at(Task(**{**_as_dict(task), **given}), now)
                 due = "clear" if task.status == TaskStatus.PAUSED or nxt is None else nxt
                 if task.status != TaskStatus.PAUSED:
-                    ends = nxt is None and given.get("schedule_kind", task.schedule_kind) != "event"
-                    status = TaskStatus.COMPLETED.value if ends else TaskStatus.ACTIVE.value
+                    kind = given.get("schedule_kind", task.schedule_kind)
+                    ends = nxt is None and kind != ScheduleKind.EVENT
+                    status = TaskStatus.COMPLETED if ends else TaskStatus.ACTIVE
             kind = given.get("schedule_kind", task.schedule_kind)
             sets = [x for n, v in given.items() if v is not None for x in (n, encode_value(n, v))]
             deletes = ",".join(n for n, v in given.items() if v is None)
@@ -169,7 +154,7 @@ class TaskStore:
                 return None
             if task.status in TASK_FINAL:
                 raise Conflict("pause", task.status)
-            return "pause_task", self._moving(task, TaskStatus.PAUSED.value), []
+            return "pause_task", self._moving(task, TaskStatus.PAUSED), []
 
         return self._transition(task_id, agent, plan)[0]
 
@@ -185,8 +170,8 @@ class TaskStore:
             if task.status in TASK_FINAL:
                 raise Conflict("resume", task.status)
             nxt = first_run_at(task, now)
-            ends = nxt is None and task.schedule_kind != "event"
-            status = TaskStatus.COMPLETED.value if ends else TaskStatus.ACTIVE.value
+            ends = nxt is None and task.schedule_kind != ScheduleKind.EVENT
+            status = TaskStatus.COMPLETED if ends else TaskStatus.ACTIVE
             return (
                 "resume_task",
                 self._moving(task, status),
@@ -204,10 +189,10 @@ class TaskStore:
             if task.status in TASK_FINAL:
                 raise Conflict("snooze", task.status)
             base = now if task.next_run_at is None else task.next_run_at
-            if base + delay_seconds * 1000 > clock.MAX_MS:
+            if base + clock.ms(delay_seconds) > clock.MAX_MS:
                 raise ValidationError("delay_seconds", "would move the task past year 9999")
             keys = [self.keys.task(task.id), self.keys.due]
-            return "snooze_task", keys, [delay_seconds * 1000, reason or "", self.keys.wake]
+            return "snooze_task", keys, [clock.ms(delay_seconds), reason or "", self.keys.wake]
 
         return self._transition(task_id, agent, plan)[0]
 
@@ -221,14 +206,14 @@ class TaskStore:
             runs_key = self.keys.task_runs(task.id)
             ckey = task.concurrency_key
             keys = [
-                *self._moving(task, TaskStatus.CANCELED.value),
+                *self._moving(task, TaskStatus.CANCELED),
                 runs_key,
                 self.keys.delayed,
                 self.keys.outbox,
                 self.keys.semaphore_queue(task.created_by, ckey) if ckey else runs_key,
                 self.keys.semaphore(task.created_by, ckey) if ckey else runs_key,
             ]
-            lease_ms = int(self.settings.semaphore_lease_seconds * 1000)
+            lease_ms = clock.ms(self.settings.semaphore_lease_seconds)
             return "cancel_task", keys, [self.keys.run(""), lease_ms, self.keys.wake]
 
         task, result = self._transition(task_id, agent, plan)
@@ -259,7 +244,7 @@ class TaskStore:
                     task.dedupe_key or "",
                     self.keys.run(""),
                     self.settings.run_history,
-                    int(self.settings.enqueue_grace_seconds * 1000),
+                    clock.ms(self.settings.enqueue_grace_seconds),
                 ],
             )
             if self._retry(result, task_id, "run"):

@@ -3,7 +3,7 @@
 -- chime_check_snapshot(task_key, expected_status, expected_version)
 --   The caller decided the change from a snapshot of the task; refuse if the task moved since.
 --   Returns nil when the snapshot holds, else an error reply {code, detail}:
---   {-1, "task"} no such task; {-3, "<status>:<version>"} the snapshot is stale.
+--   {ERR_NOT_FOUND, "task"} no such task; {ERR_STALE, "<status>:<version>"} the snapshot is stale.
 -- chime_reindex(old_keys, new_keys, task_id, score)
 --   Move the task from the 8 listing indexes of its old (agent, status, kind) to the new ones.
 -- chime_move_indexes(task_key, task_id)
@@ -12,13 +12,15 @@
 -- chime_set_due(due_key, wake_channel, task_id, ms)
 --   Put the task in `due` at ms; publish on the wake channel when it became the earliest.
 
+-- @include "includes/errors.lua"
+
 local function chime_check_snapshot(task_key, expected_status, expected_version)
   local cur = redis.call('HMGET', task_key, 'status', 'sched_version')
   if not cur[1] then
-    return {-1, 'task'}
+    return {ERR_NOT_FOUND, 'task'}
   end
   if cur[1] ~= expected_status or (cur[2] or '0') ~= expected_version then
-    return {-3, cur[1] .. ':' .. (cur[2] or '0')}
+    return {ERR_STALE, cur[1] .. ':' .. (cur[2] or '0')}
   end
   return nil
 end

@@ -8,7 +8,8 @@ from litestar.testing import TestClient
 
 from app.store.agents import create_agent
 from app.store.keys import Keys
-from tests.api.conftest import ADMIN, AGENT_A, AGENT_B, A, B, create, task_body
+from tests.support.agents import ADMIN, AGENT_A, AGENT_B, A, B
+from tests.support.api import create, task_body
 
 TASK = "00000000-0000-4000-8000-000000000000"
 PROTECTED = [

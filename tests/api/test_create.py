@@ -8,7 +8,8 @@ from litestar.testing import TestClient
 
 from app import clock
 from app.store.keys import Keys
-from tests.api.conftest import ADMIN, AGENT_A, AGENT_B, A, B, assert_400, create, task_body
+from tests.support.agents import ADMIN, AGENT_A, AGENT_B, A, B
+from tests.support.api import assert_400, create, task_body
 
 STEP = {"name": "s", "action": "log", "params": {"message": "m"}}
 

@@ -11,7 +11,8 @@ import pytest
 from litestar.testing import TestClient
 
 from app.store.tasks import TaskStore
-from tests.api.conftest import ADMIN, AGENT_A, A, assert_400, create, task_body
+from tests.support.agents import ADMIN, AGENT_A, A
+from tests.support.api import assert_400, create, task_body
 
 #: The last representable instant, given with nanoseconds: rounding it to milliseconds through a
 #: float once gave 10000-01-01, which could be stored but not shown (500 on every later read).

@@ -8,7 +8,8 @@ from typing import Any
 from litestar.testing import TestClient
 
 from app.embedded_redis import EmbeddedRedis
-from tests.api.conftest import A, task_body
+from tests.support.agents import A
+from tests.support.api import task_body
 
 
 def test_healthz_is_ok_while_redis_answers(api: TestClient[Any]) -> None:

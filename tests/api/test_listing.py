@@ -10,7 +10,9 @@ from litestar.testing import TestClient
 from app import clock
 from app.core.task import Task
 from app.store.tasks import TaskStore
-from tests.api.conftest import ADMIN, AGENT_A, AGENT_B, LOG_PIPELINE, A, B, assert_400, create
+from tests.support.agents import ADMIN, AGENT_A, AGENT_B, A, B
+from tests.support.api import assert_400, create
+from tests.support.records import LOG_PIPELINE
 
 
 def ids(resp: Any) -> list[str]:

@@ -12,7 +12,8 @@ from app.core.actions import ACTION_PARAMS
 from app.core.status import ScheduleKind
 from app.core.task import Task
 from app.core.taskspec import EXAMPLES, INPUT_FIELDS, NULLABLE_FIELDS, TaskSpec
-from tests.api.conftest import ADMIN, AGENT_A, A, assert_400, create
+from tests.support.agents import ADMIN, AGENT_A, A
+from tests.support.api import assert_400, create
 
 
 @pytest.fixture

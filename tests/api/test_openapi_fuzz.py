@@ -33,7 +33,7 @@ from app.api.app import create_app
 from app.core.taskspec import TaskSpec, new_task
 from app.settings import Settings
 from app.store.tasks import TaskStore
-from tests.api.conftest import ADMIN_TOKEN, AGENT_A, AGENT_B, SECRET_KEY, TOKEN_A, TOKEN_B
+from tests.support.agents import ADMIN_TOKEN, AGENT_A, AGENT_B, SECRET_KEY, TOKEN_A, TOKEN_B
 
 schemathesis.openapi.format(
     "cron",

@@ -9,7 +9,8 @@ from litestar.testing import TestClient
 
 from app import clock
 from app.store.keys import Keys
-from tests.api.conftest import AGENT_A, AGENT_B, A, B, assert_400, create
+from tests.support.agents import AGENT_A, AGENT_B, A, B
+from tests.support.api import assert_400, create
 
 
 def test_get_returns_the_task(api: TestClient[Any]) -> None:

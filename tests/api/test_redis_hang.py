@@ -10,7 +10,8 @@ from typing import Any
 from litestar.testing import TestClient
 
 from app.embedded_redis import EmbeddedRedis
-from tests.api.conftest import A, task_body
+from tests.support.agents import A
+from tests.support.api import task_body
 
 #: the API's bound is about 2 s (one 0.9 s timeout, a short backoff, one retry); this leaves
 #: room for a busy machine while staying far below the 20 s the old settings could take

@@ -11,7 +11,8 @@ from rq.job import Job
 from app import clock
 from app.store.enqueue import JOB_FUNC
 from app.store.keys import Keys
-from tests.api.conftest import ADMIN, A, B, assert_400, create
+from tests.support.agents import ADMIN, A, B
+from tests.support.api import assert_400, create
 
 RUN_FIELDS = {
     "id",

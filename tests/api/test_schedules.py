@@ -7,7 +7,8 @@ import pytest
 from litestar.testing import TestClient
 
 from app import clock
-from tests.api.conftest import A, assert_400, create, task_body
+from tests.support.agents import A
+from tests.support.api import assert_400, create, task_body
 
 #: a Saturday, mid-afternoon UTC: far from any DST change in the zones used below
 NOW = datetime(2026, 11, 28, 13, 37, 10, tzinfo=UTC)

@@ -10,7 +10,7 @@ from litestar.testing import TestClient
 
 from app.api.app import create_app
 from app.settings import Settings
-from tests.api.conftest import (
+from tests.support.agents import (
     ADMIN,
     ADMIN_TOKEN,
     AGENT_A,
@@ -20,9 +20,8 @@ from tests.api.conftest import (
     TOKEN_B,
     A,
     B,
-    assert_400,
-    task_body,
 )
+from tests.support.api import assert_400, task_body
 
 VALUE = "sk_live_Zq81-value-of-a"
 

@@ -10,7 +10,8 @@ from litestar.testing import TestClient
 
 from app import clock
 from app.settings import Settings
-from tests.api.conftest import A, assert_400, create
+from tests.support.agents import A
+from tests.support.api import assert_400, create
 from workers.scheduler import Scheduler
 
 T0 = datetime(2026, 11, 28, 13, 37, tzinfo=UTC)

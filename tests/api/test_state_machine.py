@@ -10,7 +10,8 @@ from litestar.testing import TestClient
 
 from app import clock
 from app.store.keys import Keys
-from tests.api.conftest import A, create
+from tests.support.agents import A
+from tests.support.api import create
 
 USED_UP = "DTSTART:20200101T000000Z\nRRULE:FREQ=DAILY;COUNT=2"
 CHANGES: list[tuple[str, str, dict[str, Any] | None]] = [

@@ -7,8 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,26 +64,6 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def wait_for(
-    probe: Callable[[], T | None], timeout: float, what: str, proc: "Output | None" = None
-) -> T:
-    """Poll ``probe`` until it returns a truthy value (a real process needs real time)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = probe()
-        except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        if proc is not None and proc.proc.poll() is not None:
-            raise AssertionError(f"process exited while waiting for {what}:\n{proc.text()}")
-        if time.monotonic() > deadline:
-            tail = f":\n{proc.text()[-6000:]}" if proc is not None else ""
-            raise AssertionError(f"timed out waiting for {what}{tail}")
-        time.sleep(0.1)
 
 
 class Output:

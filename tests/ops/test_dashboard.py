@@ -12,7 +12,8 @@ from rq import Queue
 from app.dashboard import create_dashboard
 from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys
-from tests.ops.support import ROOT, Output, chime_env, free_ports, run_chime, wait_for
+from tests.ops.support import ROOT, Output, chime_env, free_ports, run_chime
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

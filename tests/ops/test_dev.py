@@ -9,17 +9,8 @@ from pathlib import Path
 import httpx
 
 from app.dev import descendants
-from tests.ops.support import (
-    Hook,
-    Output,
-    alive,
-    chime_env,
-    free_ports,
-    metric,
-    once_task,
-    scrape,
-    wait_for,
-)
+from tests.ops.support import Hook, Output, alive, chime_env, free_ports, metric, once_task, scrape
+from tests.support.waiting import wait_for
 
 START_TIMEOUT = 60
 

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from app import clock
-from tests.ops.support import ROOT, Output, chime_env, free_ports, wait_for
+from tests.ops.support import ROOT, Output, chime_env, free_ports
+from tests.support.waiting import wait_for
 
 #: building and installing into fresh environments takes minutes on a busy machine
 pytestmark = pytest.mark.timeout(900)

@@ -20,8 +20,8 @@ from tests.ops.support import (
     metric,
     once_task,
     scrape,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 ADMIN_TOKEN = "procfile-admin-token"
 

@@ -8,7 +8,8 @@ import textwrap
 import time
 
 from app.dev import Child, Supervisor
-from tests.ops.support import alive, chime_env, wait_for
+from tests.ops.support import alive, chime_env
+from tests.support.waiting import wait_for
 
 STUBBORN = textwrap.dedent(
     """

@@ -3,9 +3,7 @@
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,30 +17,7 @@ from app.settings import Settings
 from app.store.codec import from_hash, to_hash
 from app.store.keys import QUEUE_NAMES, Keys
 from app.store.tasks import TaskStore
-
-AGENT = "6f1d2c3b-8a9e-4f10-9b2c-3d4e5f607182"
-OTHER_AGENT = "7a2e3d4c-9b0f-4a21-8c3d-4e5f60718293"
-PAYLOAD: dict[str, Any] = {
-    "steps": [{"name": "hello", "action": "log", "params": {"message": "hi"}}]
-}
-
-
-def make_task(**kw: Any) -> Task:
-    """A task record as the API would build it (the store fills in ``next_run_at``)."""
-    now = clock.now_ms()
-    fields: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "title": "t",
-        "description": "",
-        "schedule_kind": "cron",
-        "schedule_expr": "* * * * *",
-        "payload": PAYLOAD,
-        "created_by": AGENT,
-        "created_at": now,
-        "updated_at": now,
-    }
-    fields.update(kw)
-    return Task(**fields)
+from tests.support.records import make_task
 
 
 def create(store: TaskStore, **kw: Any) -> Task:
@@ -145,18 +120,6 @@ def process_state(pid: int) -> str:
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[0]
-
-
-def wait_for(what: Callable[[], Any], timeout: float = 20.0, every: float = 0.02) -> Any:
-    """Poll until ``what()`` is truthy; its value, or AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 def wake_subscribers(r: redis.Redis, keys: Keys) -> int:

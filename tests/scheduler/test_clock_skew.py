@@ -12,14 +12,8 @@ from app import clock
 from app.store import servertime
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import (
-    create,
-    once_at,
-    runs_of,
-    spawn_scheduler,
-    wait_for,
-    wake_subscribers,
-)
+from tests.scheduler.support import create, once_at, runs_of, spawn_scheduler, wake_subscribers
+from tests.support.waiting import wait_for
 
 #: the test process and its Redis share this machine's clock; anchoring is within a round trip
 ANCHOR_SLACK_MS = 50

@@ -25,8 +25,8 @@ from tests.scheduler.support import (
     rq_job_ids,
     runs_of,
     spawn_scheduler,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 from workers.scheduler import HALT_ENV, Scheduler
 
 TASKS = 200

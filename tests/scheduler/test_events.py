@@ -10,7 +10,8 @@ from app.settings import Settings
 from app.store.events import emit_event
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import AGENT, OTHER_AGENT, create, rq_job_ids, runs_of
+from tests.scheduler.support import create, rq_job_ids, runs_of
+from tests.support.agents import AGENT, OTHER_AGENT
 from workers.scheduler import Scheduler
 
 

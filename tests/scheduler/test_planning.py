@@ -11,7 +11,7 @@ from app.core.errors import ScheduleTooSlow
 from app.core.planning import MAX_CATCH_UP, Plan, occurrence_run_id, plan_occurrence
 from app.core.schedules import Budget
 from app.core.task import Task
-from tests.scheduler.support import make_task
+from tests.support.records import make_task
 
 MIN = 60_000
 GRACE = 60_000

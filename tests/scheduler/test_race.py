@@ -20,9 +20,9 @@ from tests.scheduler.support import (
     rq_job_ids,
     runs_of,
     spawn_scheduler,
-    wait_for,
     wake_subscribers,
 )
+from tests.support.waiting import wait_for
 from workers.scheduler import Scheduler
 
 TASKS = 5000
@@ -119,7 +119,7 @@ def test_two_in_process_schedulers_over_5000_tasks_for_two_minutes(
             # the clock jumps to the next minute; a wake-up tells the sleeping schedulers
             clock.shift(first + minute * MIN - clock.now_ms())
             r.publish(keys.wake, "test")
-            wait_for(lambda m=minute: len(rq_job_ids(rq)) >= TASKS * (m + 1), 60, 0.1)
+            wait_for(lambda m=minute: len(rq_job_ids(rq)) >= TASKS * (m + 1), 60, every=0.1)
     finally:
         stop.set()
         for thread in threads:

@@ -13,7 +13,8 @@ from app import clock
 from app.embedded_redis import EmbeddedRedis
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, once_at, rq_job_ids, runs_of, wait_for, wake_subscribers
+from tests.scheduler.support import create, once_at, rq_job_ids, runs_of, wake_subscribers
+from tests.support.waiting import wait_for
 from workers.scheduler import Scheduler
 
 

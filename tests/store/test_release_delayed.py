@@ -9,7 +9,8 @@ from app.settings import Settings
 from app.store.keys import Keys
 from app.store.scheduling import Claim, Release, claim, parse_release, release_delayed
 from app.store.tasks import TaskStore
-from tests.scheduler.support import AGENT, add_run, create, db_state
+from tests.scheduler.support import add_run, create, db_state
+from tests.support.agents import AGENT
 
 LEASE = 30_000
 

@@ -10,8 +10,7 @@ from app.core.task import Task
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-
-AGENT = "0b7e7f34-51c6-4bd1-9d4e-4b0d6d6d0a11"
+from tests.support.agents import AGENT
 
 
 def capped_store(r: redis.Redis, redis_url: str, cap: int) -> TaskStore:

@@ -13,8 +13,9 @@ from app.store import scripts
 from app.store.codec import from_hash, to_hash
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
+from tests.support.agents import AGENT
+from tests.support.records import make_task
 
-AGENT = "aaaaaaaa-0000-4000-8000-000000000001"
 PIPELINE = {"steps": [{"name": "s", "action": "log", "params": {"message": "m"}}]}
 NOW = 1_800_000_000_000
 USED_UP = "DTSTART:20200101T000000Z\nRRULE:FREQ=DAILY;COUNT=1"
@@ -47,20 +48,16 @@ def refused(r: redis.Redis, name: str, keys: list[str], args: list[Any]) -> Any:
     return reply
 
 
-def make_task(**overrides: Any) -> Task:
+def hourly(**overrides: Any) -> Task:
+    """An hourly task of AGENT created at NOW, the clock this file's expectations are written
+    against."""
     fields: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "title": "t",
-        "description": "",
-        "schedule_kind": "cron",
         "schedule_expr": "@hourly",
         "payload": PIPELINE,
-        "created_by": AGENT,
         "created_at": NOW,
         "updated_at": NOW,
     }
-    fields.update(overrides)
-    return Task(**fields)
+    return make_task(**{**fields, **overrides})
 
 
 @pytest.fixture
@@ -73,7 +70,7 @@ def load(r: redis.Redis, keys: Keys, task_id: str) -> Task:
 
 
 def stored(store: TaskStore, **overrides: Any) -> Task:
-    task, created = store.create(make_task(**overrides))
+    task, created = store.create(hourly(**overrides))
     assert created
     return task
 
@@ -99,7 +96,7 @@ def create_args(keys: Keys, task: Task, next_run: Any = "", idem: str | None = N
 
 
 def test_create_task_writes_hash_indexes_and_due(r: redis.Redis, keys: Keys) -> None:
-    task = make_task(next_run_at=NOW + 60_000)
+    task = hourly(next_run_at=NOW + 60_000)
     pubsub = r.pubsub()
     pubsub.subscribe(keys.wake)
     pubsub.get_message(timeout=1)
@@ -116,23 +113,23 @@ def test_create_task_writes_hash_indexes_and_due(r: redis.Redis, keys: Keys) -> 
 
 
 def test_create_task_without_next_run_stays_out_of_due(r: redis.Redis, keys: Keys) -> None:
-    task = make_task(schedule_kind="event", schedule_expr=None)
+    task = hourly(schedule_kind="event", schedule_expr=None)
     assert call(r, "create_task", *create_args(keys, task))[0] == "created"
     assert r.zcard(keys.due) == 0
     assert indexed_in(r, keys, task.id) == set(keys.indexes(AGENT, "active", "event"))
 
 
 def test_create_task_refuses_an_existing_id(r: redis.Redis, keys: Keys) -> None:
-    task = make_task()
+    task = hourly()
     call(r, "create_task", *create_args(keys, task, NOW + 1))
-    twin = make_task(id=task.id, title="other", created_at=NOW + 5)
+    twin = hourly(id=task.id, title="other", created_at=NOW + 5)
     assert refused(r, "create_task", *create_args(keys, twin, NOW + 2)) == [-4, task.id]
 
 
 def test_create_task_with_a_seen_idempotency_key_returns_the_first(
     r: redis.Redis, keys: Keys
 ) -> None:
-    first = make_task()
+    first = hourly()
     assert call(r, "create_task", *create_args(keys, first, NOW + 1, idem="k")) == [
         "created",
         first.id,
@@ -140,7 +137,7 @@ def test_create_task_with_a_seen_idempotency_key_returns_the_first(
     assert r.get(keys.idempotency(AGENT, "k")) == first.id
     assert 86_000_000 < r.pttl(keys.idempotency(AGENT, "k")) <= 86_400_000
     before = state(r)
-    second = make_task()
+    second = hourly()
     assert call(r, "create_task", *create_args(keys, second, NOW + 1, idem="k")) == [
         "existing",
         first.id,
@@ -226,7 +223,7 @@ def test_update_task_moves_due_and_indexes(r: redis.Redis, keys: Keys, store: Ta
 
 def test_update_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
     task = stored(store)
-    ghost = make_task()
+    ghost = hourly()
     assert refused(r, "update_task", *update_args(keys, ghost)) == [-1, "task"]
     stale_status = refused(r, "update_task", *update_args(keys, task, status="paused"))
     assert stale_status == [-3, "active:0"]
@@ -269,7 +266,7 @@ def test_pause_task(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
 
 def test_pause_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
     task = stored(store)
-    assert refused(r, "pause_task", *pause_args(keys, make_task())) == [-1, "task"]
+    assert refused(r, "pause_task", *pause_args(keys, hourly())) == [-1, "task"]
     assert refused(r, "pause_task", *pause_args(keys, task, status="paused"))[0] == -3
     assert refused(r, "pause_task", *pause_args(keys, task, version=3))[0] == -3
     paused = store.pause(task.id, None)
@@ -315,7 +312,7 @@ def test_resume_task_to_completed_stays_out_of_due(
 
 def test_resume_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
     task = stored(store)
-    assert refused(r, "resume_task", *resume_args(keys, make_task(), NOW)) == [-1, "task"]
+    assert refused(r, "resume_task", *resume_args(keys, hourly(), NOW)) == [-1, "task"]
     assert refused(r, "resume_task", *resume_args(keys, task, NOW)) == [-2, "active"]
     assert refused(r, "resume_task", *resume_args(keys, task, NOW, status="paused"))[0] == -3
 
@@ -358,7 +355,7 @@ def test_snooze_task_without_a_next_run_counts_from_now(
 
 def test_snooze_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
     task = stored(store)
-    assert refused(r, "snooze_task", *snooze_args(keys, make_task(), 1)) == [-1, "task"]
+    assert refused(r, "snooze_task", *snooze_args(keys, hourly(), 1)) == [-1, "task"]
     assert refused(r, "snooze_task", *snooze_args(keys, task, 1, status="paused"))[0] == -3
     done = stored(store, schedule_kind="rrule", schedule_expr=USED_UP)
     assert refused(r, "snooze_task", *snooze_args(keys, done, 1)) == [-2, "completed"]
@@ -470,7 +467,7 @@ def test_cancel_task_gives_back_a_slot_handed_to_a_run_that_never_started(
 
 def test_cancel_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
     task = stored(store)
-    assert refused(r, "cancel_task", *cancel_args(keys, make_task())) == [-1, "task"]
+    assert refused(r, "cancel_task", *cancel_args(keys, hourly())) == [-1, "task"]
     assert refused(r, "cancel_task", *cancel_args(keys, task, status="paused"))[0] == -3
     canceled, _ = store.cancel(task.id, None)
     assert refused(r, "cancel_task", *cancel_args(keys, canceled)) == [-2, "canceled"]
@@ -524,7 +521,7 @@ def test_run_now_inside_a_held_dedupe_window_is_deduped(
 
 def test_run_now_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
     task = stored(store, dedupe_key="k")
-    assert refused(r, "run_now", *run_now_args(keys, make_task(), str(uuid.uuid4()))) == [
+    assert refused(r, "run_now", *run_now_args(keys, hourly(), str(uuid.uuid4()))) == [
         -1,
         "task",
     ]

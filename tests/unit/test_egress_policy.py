@@ -8,36 +8,8 @@ import pytest
 
 from app.core.errors import ConfigError
 from app.settings import Settings
+from tests.support.egress import SPELLINGS
 from workers.egress import EgressPolicy, EgressRefused, address_kind, parse_address
-
-#: (host as written in a URL, the address it names, its kind, an entry that opens it)
-SPELLINGS = [
-    ("2130706433", "127.0.0.1", "loopback", "127.0.0.0/8"),
-    ("0x7f000001", "127.0.0.1", "loopback", "127.0.0.0/8"),
-    ("127.1", "127.0.0.1", "loopback", "127.0.0.0/8"),
-    ("0177.0.0.1", "127.0.0.1", "loopback", "127.0.0.0/8"),
-    ("017700000001", "127.0.0.1", "loopback", "127.0.0.0/8"),
-    ("[::ffff:127.0.0.1]", "::ffff:7f00:1", "loopback", "127.0.0.0/8"),
-    ("[::ffff:7f00:1]", "::ffff:7f00:1", "loopback", "127.0.0.0/8"),
-    ("[::127.0.0.1]", "::7f00:1", "loopback", "127.0.0.0/8"),
-    ("[64:ff9b::7f00:1]", "64:ff9b::7f00:1", "loopback", "64:ff9b::/96"),
-    ("[2002:7f00:1::]", "2002:7f00:1::", "loopback", "2002::/16"),
-    ("[::1]", "::1", "loopback", "::1"),
-    ("0.0.0.0", "0.0.0.0", "unspecified", "0.0.0.0/8"),
-    ("[::]", "::", "unspecified", "::/128"),
-    ("[fc00::1]", "fc00::1", "unique-local", "fc00::/7"),
-    ("10.0.0.1", "10.0.0.1", "private", "10.0.0.0/8"),
-    ("172.16.5.4", "172.16.5.4", "private", "172.16.0.0/12"),
-    ("192.168.1.1", "192.168.1.1", "private", "192.168.0.0/16"),
-    ("100.64.0.1", "100.64.0.1", "shared (carrier-grade NAT)", "100.64.0.0/10"),
-    ("169.254.169.254", "169.254.169.254", "link-local", "169.254.169.254"),
-    ("[fe80::1]", "fe80::1", "link-local", "fe80::/10"),
-    ("224.0.0.1", "224.0.0.1", "multicast", "224.0.0.0/4"),
-    ("[ff02::1]", "ff02::1", "multicast", "ff00::/8"),
-    ("240.0.0.1", "240.0.0.1", "reserved", "240.0.0.0/4"),
-    ("198.18.0.1", "198.18.0.1", "reserved", "198.18.0.0/15"),
-    ("[2001:db8::1]", "2001:db8::1", "reserved", "2001:db8::/32"),
-]
 
 
 @pytest.mark.parametrize(("host", "address", "kind", "entry"), SPELLINGS)

@@ -1,6 +1,5 @@
 """Each built-in action through the pipeline runner, against a local HTTP server (no Redis)."""
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -8,42 +7,11 @@ from typing import Any
 import pytest
 
 from app.core.actions import ACTION_PARAMS
-from app.core.pipeline import Pipeline, Step, parse_pipeline
 from app.settings import Settings
-from tests.workers.conftest import LOOPBACK, LocalServer
-from tests.workers.factories import make_run, make_task
+from tests.support.workers import LocalServer, http, run_steps
 from workers.actions import ACTIONS
-from workers.egress import EgressRefused, egress_policy, make_client, resolve_host
-from workers.pipeline import MAX_OUTPUT_BYTES, PipelineResult, run_pipeline
-
-
-def run_steps(
-    steps: list[dict[str, Any]],
-    settings: Settings | None = None,
-    validate: bool = True,
-    **kw: Any,
-) -> PipelineResult:
-    """The pipeline on an event loop of its own, with the worker's pinned client."""
-    pipeline = (
-        parse_pipeline({"steps": steps}) if validate else Pipeline(steps=[Step(**s) for s in steps])
-    )
-    task = make_task()
-    run = make_run(task, **kw.pop("run", {}))
-    settings = settings or Settings(http_allow=(LOOPBACK,))
-    resolve = kw.pop("resolve", resolve_host)
-    verify = kw.pop("verify", None)
-    network = kw.pop("network", None)
-
-    async def go() -> PipelineResult:
-        policy = egress_policy(settings)
-        async with make_client(policy, 20, resolve, verify, network) as http:
-            return await run_pipeline(pipeline, task, run, settings, http=http, policy=policy, **kw)
-
-    return asyncio.run(go())
-
-
-def http(name: str, url: str, **params: Any) -> dict[str, Any]:
-    return {"name": name, "action": "http.request", "params": {"url": url, **params}}
+from workers.egress import EgressRefused, egress_policy
+from workers.pipeline import MAX_OUTPUT_BYTES
 
 
 def test_every_action_has_a_function_and_every_function_a_params_struct() -> None:

@@ -18,8 +18,9 @@ from app.store.enqueue import dequeue_runs, enqueue_runs
 from app.store.keys import Keys, queue_name
 from app.store.runs import load_run
 from app.store.tasks import TaskStore
-from tests.workers.conftest import Workers, status_of, wait_until
-from tests.workers.factories import AGENT, make_task, release_due
+from tests.support.agents import AGENT
+from tests.support.waiting import wait_for
+from tests.support.workers import Workers, release_due, status_of, worker_task
 from tests.workers.sink import AsyncSink
 
 P5 = queue_name(5)
@@ -55,10 +56,10 @@ def test_two_hundred_runs_on_one_worker_are_in_flight_together(
     workers: Workers,
     sink: AsyncSink,
 ) -> None:
-    task, _ = store.create(make_task(hold(sink, 300)))
+    task, _ = store.create(worker_task(hold(sink, 300)))
     runs = queue_many(store, rq_client, keys, task, 200)
     workers.start("--concurrency", "100")
-    wait_until(lambda: all_status(r, keys, runs, "succeeded"), timeout=120, what="200 runs")
+    wait_for(lambda: all_status(r, keys, runs, "succeeded"), timeout=120, what="200 runs")
     assert sink.record.peak[""] >= 50
     assert sink.record.peak[""] <= 100
     assert all(sink.record.calls[run.id] == 1 for run in runs)
@@ -73,11 +74,11 @@ def test_rq_sees_every_run_in_flight_on_one_worker_and_then_finished(
     workers: Workers,
     sink: AsyncSink,
 ) -> None:
-    task, _ = store.create(make_task(hold(sink, 3500)))
+    task, _ = store.create(worker_task(hold(sink, 3500)))
     runs = queue_many(store, rq_client, keys, task, 20)
     ids = {run.id for run in runs}
     proc = workers.start("--concurrency", "50", CHIME_SEMAPHORE_LEASE_SECONDS="1.5")
-    wait_until(lambda: sink.record.in_flight[""] == 20, timeout=60, what="20 runs in flight")
+    wait_for(lambda: sink.record.in_flight[""] == 20, timeout=60, what="20 runs in flight")
     started = StartedJobRegistry(P5, connection=rq_client)
     (worker,) = Worker.all(connection=rq_client)
     assert worker.pid == proc.pid
@@ -97,7 +98,7 @@ def test_rq_sees_every_run_in_flight_on_one_worker_and_then_finished(
     # the heartbeat pushes the entries' expiry on: where the first ones would have lapsed,
     # RQ's own maintenance (any RQ worker's) finds nothing abandoned
     first = min(score for _, score in rq_client.zrange(started.key, 0, -1, withscores=True))
-    wait_until(
+    wait_for(
         lambda: min(s for _, s in rq_client.zrange(started.key, 0, -1, withscores=True)) > first,
         timeout=20,
         what="a heartbeat",
@@ -106,8 +107,8 @@ def test_rq_sees_every_run_in_flight_on_one_worker_and_then_finished(
     Worker([Queue(P5, connection=rq_client)], connection=rq_client).clean_registries()
     assert set(started.get_job_ids(cleanup=False)) == ids
     assert FailedJobRegistry(P5, connection=rq_client).get_job_ids(cleanup=False) == []
-    wait_until(lambda: all_status(r, keys, runs, "succeeded"), timeout=60, what="the runs")
-    wait_until(lambda: started.get_job_ids(cleanup=False) == [], timeout=10, what="RQ's end")
+    wait_for(lambda: all_status(r, keys, runs, "succeeded"), timeout=60, what="the runs")
+    wait_for(lambda: started.get_job_ids(cleanup=False) == [], timeout=10, what="RQ's end")
     finished = FinishedJobRegistry(P5, connection=rq_client)
     assert set(finished.get_job_ids(cleanup=False)) == ids
     for job in Job.fetch_many(list(ids), connection=rq_client):
@@ -139,11 +140,11 @@ def test_a_killed_worker_s_fifty_runs_are_each_retried_once(
         "timeout_seconds": 300,
     }
     task, _ = store.create(
-        make_task([step], max_retries=1, backoff_strategy="fixed", retry_delay_seconds=0.0)
+        worker_task([step], max_retries=1, backoff_strategy="fixed", retry_delay_seconds=0.0)
     )
     runs = queue_many(store, rq_client, keys, task, 50)
     doomed = workers.start("--concurrency", "100", **env)
-    wait_until(lambda: len(sink.record.arrivals) == 50, timeout=60, what="50 runs in flight")
+    wait_for(lambda: len(sink.record.arrivals) == 50, timeout=60, what="50 runs in flight")
     assert all_status(r, keys, runs, "running")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(10)
@@ -153,7 +154,7 @@ def test_a_killed_worker_s_fifty_runs_are_each_retried_once(
         release_due(r, rq_client, settings)
         return all_status(r, keys, runs, "succeeded")
 
-    wait_until(retried, timeout=120, what="every run retried")
+    wait_for(retried, timeout=120, what="every run retried")
     time.sleep(1)
     assert all(sink.record.calls[run.id] == 2 for run in runs)
     for run in runs:
@@ -170,10 +171,10 @@ def test_sigterm_stops_taking_jobs_and_lets_the_runs_in_flight_finish(
     workers: Workers,
     sink: AsyncSink,
 ) -> None:
-    task, _ = store.create(make_task(hold(sink, 1500)))
+    task, _ = store.create(worker_task(hold(sink, 1500)))
     flying = queue_many(store, rq_client, keys, task, 10)
     proc = workers.start("--concurrency", "10")
-    wait_until(lambda: sink.record.in_flight[""] == 10, timeout=60, what="10 runs in flight")
+    wait_for(lambda: sink.record.in_flight[""] == 10, timeout=60, what="10 runs in flight")
     waiting = queue_many(store, rq_client, keys, task, 5)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
@@ -193,10 +194,10 @@ def test_a_second_signal_stops_at_once_and_leaves_the_run_to_its_lease(
     workers: Workers,
     sink: AsyncSink,
 ) -> None:
-    task, _ = store.create(make_task(hold(sink, 60_000, timeout_seconds=120)))
+    task, _ = store.create(worker_task(hold(sink, 60_000, timeout_seconds=120)))
     (run,) = queue_many(store, rq_client, keys, task, 1)
     proc = workers.start()
-    wait_until(lambda: sink.record.in_flight[""] == 1, timeout=60, what="the run in flight")
+    wait_for(lambda: sink.record.in_flight[""] == 1, timeout=60, what="the run in flight")
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     assert proc.poll() is None  # still letting its run finish
@@ -214,15 +215,15 @@ def test_a_queued_priority_one_run_takes_the_next_free_slot(
     workers: Workers,
     sink: AsyncSink,
 ) -> None:
-    blocker, _ = store.create(make_task(hold(sink, 1500)))
-    low, _ = store.create(make_task(hold(sink, 10), priority=5))
-    high, _ = store.create(make_task(hold(sink, 10), priority=1))
+    blocker, _ = store.create(worker_task(hold(sink, 1500)))
+    low, _ = store.create(worker_task(hold(sink, 10), priority=5))
+    high, _ = store.create(worker_task(hold(sink, 10), priority=1))
     (first,) = queue_many(store, rq_client, keys, blocker, 1)
     workers.start("--concurrency", "1")
-    wait_until(lambda: sink.record.in_flight[""] == 1, timeout=60, what="the blocker")
+    wait_for(lambda: sink.record.in_flight[""] == 1, timeout=60, what="the blocker")
     lows = queue_many(store, rq_client, keys, low, 3)
     (urgent,) = queue_many(store, rq_client, keys, high, 1)
-    wait_until(lambda: all_status(r, keys, [*lows, urgent], "succeeded"), what="the rest")
+    wait_for(lambda: all_status(r, keys, [*lows, urgent], "succeeded"), what="the rest")
     assert sink.record.arrivals == [first.id, urgent.id, *(run.id for run in lows)]
 
 
@@ -235,12 +236,12 @@ def test_a_concurrency_limit_of_three_holds_across_two_hundred_slots(
     sink: AsyncSink,
 ) -> None:
     task, _ = store.create(
-        make_task(hold(sink, 200, group="k"), concurrency_key="k", concurrency_limit=3)
+        worker_task(hold(sink, 200, group="k"), concurrency_key="k", concurrency_limit=3)
     )
     runs = queue_many(store, rq_client, keys, task, 30)
     workers.start("--concurrency", "100")
     workers.start("--concurrency", "100")
-    wait_until(lambda: all_status(r, keys, runs, "succeeded"), timeout=120, what="30 runs")
+    wait_for(lambda: all_status(r, keys, runs, "succeeded"), timeout=120, what="30 runs")
     assert sink.record.peak["k"] == 3
     assert all(sink.record.calls[run.id] == 1 for run in runs)
 
@@ -248,7 +249,7 @@ def test_a_concurrency_limit_of_three_holds_across_two_hundred_slots(
 def test_cancel_deletes_the_rq_jobs_of_runs_that_had_not_started(
     store: TaskStore, r: redis.Redis, rq_client: redis.Redis, keys: Keys, sink: AsyncSink
 ) -> None:
-    task, _ = store.create(make_task(hold(sink, 10)))
+    task, _ = store.create(worker_task(hold(sink, 10)))
     runs = queue_many(store, rq_client, keys, task, 3)
     assert all(rq_client.ttl(Job.key_for(run.id)) == -1 for run in runs)  # queued: no TTL
     _, queued = store.cancel(task.id, AGENT)
@@ -266,7 +267,7 @@ def test_concurrency_one_still_works(
     workers: Workers,
     sink: AsyncSink,
 ) -> None:
-    task, _ = store.create(make_task(hold(sink, 50, group="one")))
+    task, _ = store.create(worker_task(hold(sink, 50, group="one")))
     runs = queue_many(store, rq_client, keys, task, 5)
     proc = workers.start("--concurrency", "1", "--burst")
     assert proc.wait(60) == 0
@@ -284,15 +285,15 @@ def test_a_redis_outage_does_not_end_the_worker(
     sink: AsyncSink,
 ) -> None:
     proc = workers.start(CHIME_SEMAPHORE_LEASE_SECONDS="1.5")
-    wait_until(lambda: Worker.all(connection=rq_client), what="the worker's birth")
+    wait_for(lambda: Worker.all(connection=rq_client), what="the worker's birth")
     redis_server.stop()
     time.sleep(3)
     redis_server.start()  # an empty Redis: the worker registers again and loads its scripts
     assert proc.poll() is None
-    task, _ = store.create(make_task(hold(sink, 10)))
+    task, _ = store.create(worker_task(hold(sink, 10)))
     (run,) = queue_many(store, rq_client, keys, task, 1)
-    wait_until(lambda: status_of(r, keys, run.id) == "succeeded", timeout=60, what="the run")
-    wait_until(lambda: Worker.all(connection=rq_client), timeout=20, what="registered again")
+    wait_for(lambda: status_of(r, keys, run.id) == "succeeded", timeout=60, what="the run")
+    wait_for(lambda: Worker.all(connection=rq_client), timeout=20, what="registered again")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
 
@@ -312,16 +313,16 @@ def test_a_run_whose_last_attempt_was_lost_fails_in_rq_too(
         "params": {"url": f"{sink.url}/stall/{{{{ run.id }}}}?s=120"},
         "timeout_seconds": 300,
     }
-    task, _ = store.create(make_task([step], max_retries=0))
+    task, _ = store.create(worker_task([step], max_retries=0))
     (run,) = queue_many(store, rq_client, keys, task, 1)
     doomed = workers.start(**env)
-    wait_until(lambda: sink.record.arrivals, timeout=60, what="the run in flight")
+    wait_for(lambda: sink.record.arrivals, timeout=60, what="the run in flight")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(10)
     workers.start(**env)
-    wait_until(lambda: status_of(r, keys, run.id) == "failed", timeout=60, what="the sweep")
+    wait_for(lambda: status_of(r, keys, run.id) == "failed", timeout=60, what="the sweep")
     job = Job.fetch(run.id, connection=rq_client)
-    wait_until(lambda: job.get_status() == JobStatus.FAILED, timeout=20, what="RQ's failure")
+    wait_for(lambda: job.get_status() == JobStatus.FAILED, timeout=20, what="RQ's failure")
     assert run.id in FailedJobRegistry(P5, connection=rq_client)
     assert StartedJobRegistry(P5, connection=rq_client).get_job_ids(cleanup=False) == []
     assert rq_client.ttl(job.key) > 0

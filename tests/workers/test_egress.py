@@ -16,10 +16,9 @@ import pytest
 
 from app.core.pipeline import parse_pipeline
 from app.settings import Settings
-from tests.workers.conftest import LOOPBACK, LocalServer
-from tests.workers.factories import make_run, make_task
+from tests.support.records import make_run
+from tests.support.workers import LOOPBACK, LocalServer, http, run_steps, worker_task
 from tests.workers.sink import AsyncSink
-from tests.workers.test_actions import http, run_steps
 from workers.egress import PinnedTransport, egress_policy, make_client
 from workers.pipeline import run_pipeline
 
@@ -136,7 +135,7 @@ def test_tls_checks_the_certificate_against_the_host_name_not_the_address(
 
 def test_a_timed_out_step_closes_its_connection(sink: AsyncSink) -> None:
     threads_before = threading.active_count()
-    task = make_task()
+    task = worker_task()
     run = make_run(task)
     pipeline = parse_pipeline(
         {
@@ -183,7 +182,7 @@ def test_a_large_templated_json_body_renders_off_the_loop(sink: AsyncSink) -> No
             "params": {"url": f"{sink.url}/x", "method": "POST", "json": body},
         }
     ]
-    task = make_task(steps)
+    task = worker_task(steps)
     run = make_run(task)
     pipeline = parse_pipeline(task.payload)
 

@@ -15,9 +15,8 @@ import pytest
 from httpcore._backends.auto import AutoBackend
 
 from app.settings import Settings
-from tests.unit.test_egress_policy import SPELLINGS
-from tests.workers.conftest import LOOPBACK, LocalServer
-from tests.workers.test_actions import http, run_steps
+from tests.support.egress import SPELLINGS
+from tests.support.workers import LOOPBACK, LocalServer, http, run_steps
 
 
 class Recording(httpcore.AsyncNetworkBackend):

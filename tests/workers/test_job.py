@@ -23,8 +23,8 @@ from app.store.keys import Keys, queue_name
 from app.store.runs import load_run
 from app.store.semaphore import holders, waiting
 from app.store.tasks import TaskStore
-from tests.workers.conftest import LocalServer
-from tests.workers.factories import AGENT, OTHER_AGENT, make_task, release_due
+from tests.support.agents import AGENT, OTHER_AGENT
+from tests.support.workers import LocalServer, release_due, worker_task
 from workers.job import JobDeps, run_job
 
 
@@ -62,7 +62,7 @@ def test_a_run_goes_from_queued_to_succeeded_with_its_steps(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, "chime.worker")
-    task, _ = store.create(make_task([hit(http_server, "/json")]))
+    task, _ = store.create(worker_task([hit(http_server, "/json")]))
     run = store.run_now(task.id, AGENT)
     assert run_job(run.id, deps) == "succeeded"
     done = load_run(deps.client, deps.keys, run.id)
@@ -81,7 +81,7 @@ def test_a_run_goes_from_queued_to_succeeded_with_its_steps(
 def test_a_duplicate_job_and_a_canceled_run_are_left_alone(
     store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
-    task, _ = store.create(make_task([hit(http_server, "/json")]))
+    task, _ = store.create(worker_task([hit(http_server, "/json")]))
     run = store.run_now(task.id, AGENT)
     assert run_job(run.id, deps) == "succeeded"
     assert run_job(run.id, deps) is None
@@ -100,7 +100,7 @@ def test_retry_schedules_follow_the_backoff_strategy(
     store: TaskStore, deps: JobDeps, strategy: str
 ) -> None:
     task, _ = store.create(
-        make_task(
+        worker_task(
             [{"name": "f", "action": "fail", "params": {"message": "nope"}}],
             max_retries=3,
             backoff_strategy=strategy,
@@ -146,7 +146,7 @@ def test_a_pipeline_that_fails_twice_then_passes_succeeds_on_attempt_three(
     store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     task, _ = store.create(
-        make_task([hit(http_server, "/flaky/k?n=2")], max_retries=3, backoff_strategy="fixed")
+        worker_task([hit(http_server, "/flaky/k?n=2")], max_retries=3, backoff_strategy="fixed")
     )
     run = store.run_now(task.id, AGENT)
     outcomes = []
@@ -166,7 +166,7 @@ def test_no_free_slot_parks_the_run_and_the_release_enqueues_it(
     store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     task, _ = store.create(
-        make_task([hit(http_server, "/hold/x?ms=400")], concurrency_key="k", concurrency_limit=1)
+        worker_task([hit(http_server, "/hold/x?ms=400")], concurrency_key="k", concurrency_limit=1)
     )
     first = store.run_now(task.id, AGENT)
     second = store.run_now(task.id, AGENT)
@@ -200,7 +200,7 @@ def test_the_heartbeat_keeps_a_long_attempt_alive_past_its_lease(
     settings = Settings.from_env({"REDIS_URL": redis_url, "CHIME_SEMAPHORE_LEASE_SECONDS": "0.3"})
     deps = JobDeps(settings=settings, client=r, rq=rq_client, keys=keys)
     task, _ = store.create(
-        make_task(
+        worker_task(
             [{"name": "nap", "action": "sleep", "params": {"seconds": 1.0}}],
             concurrency_key="k",
         )
@@ -230,7 +230,7 @@ def test_an_attempt_that_loses_its_lease_stops_and_is_retried(
 ) -> None:
     deps.heartbeat_seconds = 0.05
     task, _ = store.create(
-        make_task(
+        worker_task(
             [
                 {"name": "nap", "action": "sleep", "params": {"seconds": 0.4}},
                 {"name": "after", "action": "log", "params": {"message": "x"}},
@@ -265,7 +265,7 @@ def test_event_emit_reaches_the_injected_emitter(store: TaskStore, deps: JobDeps
 
     deps.emitter = emitter
     task, _ = store.create(
-        make_task(
+        worker_task(
             [{"name": "e", "action": "event.emit", "params": {"name": "x.y", "data": {"a": 1}}}]
         )
     )
@@ -278,14 +278,14 @@ def test_event_emit_starts_the_agent_s_matching_event_tasks(
     store: TaskStore, deps: JobDeps
 ) -> None:
     listener, _ = store.create(
-        make_task(
+        worker_task(
             [{"name": "l", "action": "log", "params": {"message": "n={{ event.data.n }}"}}],
             schedule_expr="report.*",
         )
     )
-    store.create(make_task(schedule_expr="report.*", created_by=OTHER_AGENT))
+    store.create(worker_task(schedule_expr="report.*", created_by=OTHER_AGENT))
     emitter, _ = store.create(
-        make_task(
+        worker_task(
             [
                 {
                     "name": "e",
@@ -313,10 +313,10 @@ def test_dedupe_inside_and_after_the_window_across_tasks_and_agents(
     store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     steps = [hit(http_server, "/json")]
-    a, _ = store.create(make_task(steps, dedupe_key="nightly", dedupe_window_seconds=1))
-    b, _ = store.create(make_task(steps, dedupe_key="nightly", dedupe_window_seconds=1))
+    a, _ = store.create(worker_task(steps, dedupe_key="nightly", dedupe_window_seconds=1))
+    b, _ = store.create(worker_task(steps, dedupe_key="nightly", dedupe_window_seconds=1))
     other, _ = store.create(
-        make_task(steps, dedupe_key="nightly", dedupe_window_seconds=1, created_by=OTHER_AGENT)
+        worker_task(steps, dedupe_key="nightly", dedupe_window_seconds=1, created_by=OTHER_AGENT)
     )
     first = store.run_now(a.id, AGENT)
     same_task = store.run_now(a.id, AGENT)
@@ -341,7 +341,7 @@ def test_a_retry_inside_the_window_is_not_deduped_by_itself(
     store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
     task, _ = store.create(
-        make_task(
+        worker_task(
             [hit(http_server, "/flaky/d?n=1")],
             dedupe_key="k",
             dedupe_window_seconds=600,
@@ -357,7 +357,7 @@ def test_a_retry_inside_the_window_is_not_deduped_by_itself(
 def test_a_running_run_of_a_canceled_task_finishes(
     store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
-    task, _ = store.create(make_task([hit(http_server, "/hold/c?ms=300")]))
+    task, _ = store.create(worker_task([hit(http_server, "/hold/c?ms=300")]))
     running = store.run_now(task.id, AGENT)
     waiting_run = store.run_now(task.id, AGENT)
     outcome: list[str | None] = []
@@ -389,7 +389,7 @@ def test_a_plain_rq_worker_still_runs_jobs_by_their_function_name(
     from workers import job as job_module
 
     task, _ = store.create(
-        make_task([{"name": "c", "action": "http.request", "params": {"url": f"{sink.url}/x"}}])
+        worker_task([{"name": "c", "action": "http.request", "params": {"url": f"{sink.url}/x"}}])
     )
     run = store.run_now(task.id, AGENT)
     enqueue_runs(rq_client, keys, [(run.id, run.priority)])

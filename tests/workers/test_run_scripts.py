@@ -9,7 +9,6 @@ import pytest
 import redis
 
 from app import clock
-from app.core.task import Task
 from app.settings import Settings
 from app.store import scripts
 from app.store.keys import Keys
@@ -24,33 +23,10 @@ from app.store.runs import (
 )
 from app.store.scripts import ErrorCode, ScriptError
 from app.store.semaphore import holders, slot_keys, waiting
-from tests.workers.factories import AGENT, make_run, make_task, store_run, store_task
+from tests.support.agents import AGENT
+from tests.support.workers import queued_run, snapshot, store_task, worker_task
 
 LEASE_MS = 60_000
-
-
-def snapshot(r: redis.Redis) -> dict[str, Any]:
-    """Every key with its type and content, to prove a refusal changed nothing."""
-    out: dict[str, Any] = {}
-    for key in sorted(r.keys("*")):
-        kind = r.type(key)
-        if kind == "hash":
-            out[key] = r.hgetall(key)
-        elif kind == "zset":
-            out[key] = r.zrange(key, 0, -1, withscores=True)
-        elif kind == "list":
-            out[key] = r.lrange(key, 0, -1)
-        elif kind == "set":
-            out[key] = sorted(r.smembers(key))
-        else:
-            out[key] = r.get(key)
-    return out
-
-
-def queued_run(r: redis.Redis, keys: Keys, task: Task, **kw: Any) -> str:
-    run = store_run(r, keys, make_run(task, **kw))
-    r.zadd(keys.outbox, {run.id: clock.now_ms() + 30_000})
-    return run.id
 
 
 def start(r: redis.Redis, keys: Keys, settings: Settings, run_id: str) -> Any:
@@ -62,7 +38,7 @@ def start(r: redis.Redis, keys: Keys, settings: Settings, run_id: str) -> Any:
 def test_start_moves_a_queued_run_to_running_with_a_lease(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task())
+    task = store_task(r, keys, worker_task())
     run_id = queued_run(r, keys, task)
     clock.shift(5_000)
     now = clock.now_ms()
@@ -80,7 +56,7 @@ def test_the_same_start_sent_again_gets_its_start_back_and_another_is_refused(
 ) -> None:
     """A client that retries a start whose reply was lost (its connection dropped) sends the
     very same call: it gets the run back; any other start is refused."""
-    task = store_task(r, keys, make_task())
+    task = store_task(r, keys, worker_task())
     run_id = queued_run(r, keys, task)
     sem, fifo = keys.run(run_id), keys.run(run_id)
     call_keys = [keys.run(run_id), keys.task(task.id), keys.running, keys.outbox, sem, fifo]
@@ -99,7 +75,7 @@ def test_the_same_start_sent_again_gets_its_start_back_and_another_is_refused(
 def test_start_leaves_a_run_that_is_not_queued_alone(
     r: redis.Redis, keys: Keys, settings: Settings, status: str
 ) -> None:
-    task = store_task(r, keys, make_task())
+    task = store_task(r, keys, worker_task())
     run_id = queued_run(r, keys, task, status=status)
     before = snapshot(r)
     with pytest.raises(ScriptError) as exc:
@@ -111,7 +87,7 @@ def test_start_leaves_a_run_that_is_not_queued_alone(
 def test_start_refuses_missing_runs_and_tasks_and_stale_keys(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = make_task(concurrency_key="k")
+    task = worker_task(concurrency_key="k")
     run_id = queued_run(r, keys, task)  # the task hash is not stored
     sem, fifo = slot_keys(keys, AGENT, "k", run_id)
     call = scripts.script(r, "start_run")
@@ -132,7 +108,7 @@ def test_start_refuses_missing_runs_and_tasks_and_stale_keys(
 def test_no_free_slot_parks_the_run_in_fifo_order(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(concurrency_key="k", concurrency_limit=2))
+    task = store_task(r, keys, worker_task(concurrency_key="k", concurrency_limit=2))
     ids = [queued_run(r, keys, task) for _ in range(4)]
     statuses = [start(r, keys, settings, i).status for i in ids]
     assert statuses == ["running", "running", "parked", "parked"]
@@ -147,7 +123,7 @@ def test_no_free_slot_parks_the_run_in_fifo_order(
 def test_finishing_hands_the_slot_to_the_head_of_the_fifo(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(concurrency_key="k", concurrency_limit=1))
+    task = store_task(r, keys, worker_task(concurrency_key="k", concurrency_limit=1))
     first, second, third = (queued_run(r, keys, task, priority=3) for _ in range(3))
     for run_id in (first, second, third):
         start(r, keys, settings, run_id)
@@ -171,7 +147,7 @@ def test_finishing_hands_the_slot_to_the_head_of_the_fifo(
 def test_a_lapsed_holder_frees_its_slot_for_the_fifo_head_first(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(concurrency_key="k", concurrency_limit=1))
+    task = store_task(r, keys, worker_task(concurrency_key="k", concurrency_limit=1))
     dead_id, waiting_id = (queued_run(r, keys, task) for _ in range(2))
     start(r, keys, settings, dead_id)
     assert start(r, keys, settings, waiting_id).status == "parked"
@@ -187,7 +163,7 @@ def test_a_lapsed_holder_frees_its_slot_for_the_fifo_head_first(
 def test_a_handed_over_run_that_lost_its_slot_keeps_its_turn(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(concurrency_key="k", concurrency_limit=1))
+    task = store_task(r, keys, worker_task(concurrency_key="k", concurrency_limit=1))
     a, b, c = (queued_run(r, keys, task) for _ in range(3))
     start(r, keys, settings, a)
     start(r, keys, settings, b)
@@ -204,7 +180,7 @@ def test_a_failed_attempt_with_retries_left_waits_in_delayed(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
     task = store_task(
-        r, keys, make_task(max_retries=2, backoff_strategy="linear", retry_delay_seconds=10)
+        r, keys, worker_task(max_retries=2, backoff_strategy="linear", retry_delay_seconds=10)
     )
     run_id = queued_run(r, keys, task)
     start(r, keys, settings, run_id)
@@ -244,7 +220,7 @@ def test_a_failed_attempt_with_retries_left_waits_in_delayed(
 def test_success_clears_the_previous_error_and_stores_steps(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task())
+    task = store_task(r, keys, worker_task())
     run_id = queued_run(r, keys, task, error="old failure", attempt=2, max_attempts=3)
     start(r, keys, settings, run_id)
     finish_run(r, keys, settings, run_id, 2, succeeded=True, steps=[{"name": "s", "output": 1}])
@@ -256,7 +232,7 @@ def test_success_clears_the_previous_error_and_stores_steps(
 def test_a_failed_attempt_of_a_canceled_task_is_not_retried(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(max_retries=3))
+    task = store_task(r, keys, worker_task(max_retries=3))
     run_id = queued_run(r, keys, task)
     start(r, keys, settings, run_id)
     r.hset(keys.task(task.id), "status", "canceled")
@@ -277,7 +253,7 @@ def test_a_once_task_completes_when_its_scheduled_run_ends(
     succeeded: bool,
     completes: bool,
 ) -> None:
-    task = store_task(r, keys, make_task(schedule_kind="once", max_retries=0))
+    task = store_task(r, keys, worker_task(schedule_kind="once", max_retries=0))
     run_id = queued_run(r, keys, task, trigger=trigger)
     start(r, keys, settings, run_id)
     done = finish_run(r, keys, settings, run_id, 1, succeeded=succeeded, steps=[])
@@ -293,7 +269,7 @@ def test_a_once_task_completes_when_its_scheduled_run_ends(
 def test_a_once_task_with_a_retry_pending_is_not_completed_yet(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(schedule_kind="once", max_retries=1))
+    task = store_task(r, keys, worker_task(schedule_kind="once", max_retries=1))
     run_id = queued_run(r, keys, task, trigger="schedule")
     start(r, keys, settings, run_id)
     done = finish_run(r, keys, settings, run_id, 1, succeeded=False, steps=[])
@@ -302,7 +278,7 @@ def test_a_once_task_with_a_retry_pending_is_not_completed_yet(
 
 
 def test_finish_refusals_change_nothing(r: redis.Redis, keys: Keys, settings: Settings) -> None:
-    task = store_task(r, keys, make_task(schedule_kind="once"))
+    task = store_task(r, keys, worker_task(schedule_kind="once"))
     run_id = queued_run(r, keys, task, trigger="schedule")
     start(r, keys, settings, run_id)
     before = snapshot(r)
@@ -352,7 +328,7 @@ def test_finish_refusals_change_nothing(r: redis.Redis, keys: Keys, settings: Se
 def test_renew_extends_both_leases_until_the_attempt_is_over(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(concurrency_key="k"))
+    task = store_task(r, keys, worker_task(concurrency_key="k"))
     run_id = queued_run(r, keys, task)
     start(r, keys, settings, run_id)
     run = load_run(r, keys, run_id)
@@ -373,7 +349,7 @@ def test_renew_extends_both_leases_until_the_attempt_is_over(
 def test_recovery_retries_attempts_whose_heartbeat_lapsed_and_frees_their_slots(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(concurrency_key="k", max_retries=1))
+    task = store_task(r, keys, worker_task(concurrency_key="k", max_retries=1))
     lost, alive_later, waiter = (queued_run(r, keys, task) for _ in range(3))
     r.hset(keys.task(task.id), "concurrency_limit", 2)
     start(r, keys, settings, lost)
@@ -403,7 +379,7 @@ def test_recovery_retries_attempts_whose_heartbeat_lapsed_and_frees_their_slots(
 def test_a_stale_snapshot_passed_by_the_job_is_read_again(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(schedule_kind="once"))
+    task = store_task(r, keys, worker_task(schedule_kind="once"))
     run_id = queued_run(r, keys, task, trigger="schedule")
     run = load_run(r, keys, run_id)
     assert run is not None

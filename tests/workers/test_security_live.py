@@ -21,8 +21,9 @@ from app.store.enqueue import dequeue_runs, enqueue_runs
 from app.store.keys import Keys
 from app.store.runs import load_run
 from app.store.tasks import TaskStore
-from tests.workers.conftest import LocalServer, Workers, status_of, wait_until
-from tests.workers.factories import AGENT, make_task
+from tests.support.agents import AGENT
+from tests.support.waiting import wait_for
+from tests.support.workers import LocalServer, Workers, status_of, worker_task
 from tests.workers.sink import AsyncSink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +54,7 @@ def queue(store: TaskStore, rq: redis.Redis, keys: Keys, task: Task) -> Run:
 
 
 def finished(r: redis.Redis, keys: Keys, runs: list[Run], timeout: float = 60) -> list[Run]:
-    wait_until(
+    wait_for(
         lambda: all(status_of(r, keys, run.id) in TERMINAL for run in runs),
         timeout=timeout,
         what="the runs to finish",
@@ -89,7 +90,7 @@ def wait_run(api: TestClient[Any], run_id: str, timeout: float = 60) -> dict[str
         run: dict[str, Any] = api.get(f"/runs/{run_id}", headers=AUTH).json()
         return run if run["status"] in TERMINAL else None
 
-    result: dict[str, Any] = wait_until(done, timeout=timeout, what=f"run {run_id}")
+    result: dict[str, Any] = wait_for(done, timeout=timeout, what=f"run {run_id}")
     return result
 
 
@@ -116,7 +117,7 @@ def test_a_worker_refuses_every_spelling_by_default_and_reaches_loopback_once_al
     for host in REACHABLE + UNREACHABLE + ["0.0.0.0"]:
         url = f"http://{host}:{http_server.port}/echo"
         step = {"name": "call", "action": "http.request", "params": {"url": url}}
-        tasks[host], _ = store.create(make_task([step], max_retries=0))
+        tasks[host], _ = store.create(worker_task([step], max_retries=0))
 
     # the default: public addresses only
     default = workers.start("--concurrency", "20", CHIME_HTTP_ALLOW="")
@@ -303,7 +304,7 @@ def test_a_secret_appears_in_no_answer_record_job_or_log_line(
     echoed = run["steps"][0]["output"]
     assert echoed["body"]["headers"]["x-api-key"] == "***"
     assert run["steps"][1]["output"] == "key=***"
-    heard = wait_until(
+    heard = wait_for(
         lambda: [
             x
             for x in api.get(f"/tasks/{listener}/runs", headers=AUTH).json()["items"]
@@ -353,10 +354,10 @@ def test_no_rq_job_without_a_ttl_outlives_its_run_after_cancels(
         "action": "http.request",
         "params": {"url": f"{sink.url}/hold/x?ms=300"},
     }
-    tasks = [store.create(make_task([step]))[0] for _ in range(3)]
+    tasks = [store.create(worker_task([step]))[0] for _ in range(3)]
     runs = [queue(store, rq_client, keys, task) for task in tasks for _ in range(10)]
     workers.start("--concurrency", "4")
-    wait_until(
+    wait_for(
         lambda: sum(status_of(r, keys, run.id) == "running" for run in runs) >= 4,
         what="runs in flight",
     )

@@ -14,8 +14,9 @@ from app.store.keys import Keys
 from app.store.runs import load_run
 from app.store.semaphore import holders, waiting
 from app.store.tasks import TaskStore
-from tests.workers.conftest import LocalServer, Workers, status_of, wait_until
-from tests.workers.factories import AGENT, make_task, release_due
+from tests.support.agents import AGENT
+from tests.support.waiting import wait_for
+from tests.support.workers import LocalServer, Workers, release_due, status_of, worker_task
 from tests.workers.sink import AsyncSink
 
 
@@ -57,19 +58,19 @@ def test_twenty_runs_limit_three_on_four_workers(
         workers.start()
     # two tasks of one agent share the key: three long holders, then seventeen short runs
     long_task, _ = store.create(
-        make_task(sink_hold(sink, 1500, "shared"), concurrency_key="shared", concurrency_limit=3)
+        worker_task(sink_hold(sink, 1500, "shared"), concurrency_key="shared", concurrency_limit=3)
     )
     short_task, _ = store.create(
-        make_task(sink_hold(sink, 100, "shared"), concurrency_key="shared", concurrency_limit=3)
+        worker_task(sink_hold(sink, 100, "shared"), concurrency_key="shared", concurrency_limit=3)
     )
     holders_ = [queue(store, rq_client, keys, long_task) for _ in range(3)]
     for run in holders_:
-        wait_until(lambda run=run: status_of(r, keys, run.id) == "running", what="a holder")
+        wait_for(lambda run=run: status_of(r, keys, run.id) == "running", what="a holder")
     waiting_runs = []
     for _ in range(17):
         run = queue(store, rq_client, keys, short_task)
         # each one parks before the next is queued, so the FIFO order is the creation order
-        wait_until(lambda run=run: status_of(r, keys, run.id) == "pending", what="parking")
+        wait_for(lambda run=run: status_of(r, keys, run.id) == "pending", what="parking")
         waiting_runs.append(run)
     order = [run.id for run in waiting_runs]
     assert waiting(r, keys, AGENT, "shared") == order
@@ -97,8 +98,8 @@ def test_priority_one_runs_before_priority_nine(
     workers: Workers,
     http_server: LocalServer,
 ) -> None:
-    low, _ = store.create(make_task(hold(http_server, 10), priority=9))
-    high, _ = store.create(make_task(hold(http_server, 10), priority=1))
+    low, _ = store.create(worker_task(hold(http_server, 10), priority=9))
+    high, _ = store.create(worker_task(hold(http_server, 10), priority=1))
     low_run = queue(store, rq_client, keys, low)
     high_run = queue(store, rq_client, keys, high)
     proc = workers.start("--burst", "--concurrency", "1")
@@ -123,7 +124,7 @@ def test_a_killed_worker_s_run_is_retried_and_its_slot_freed_after_the_lease(
     lease = 1.0
     env = {"CHIME_SEMAPHORE_LEASE_SECONDS": str(lease)}
     task, _ = store.create(
-        make_task(
+        worker_task(
             [
                 {
                     "name": "stall",
@@ -141,7 +142,7 @@ def test_a_killed_worker_s_run_is_retried_and_its_slot_freed_after_the_lease(
     )
     first = workers.start("--concurrency", "1", **env)
     stuck = queue(store, rq_client, keys, task)
-    wait_until(lambda: http_server.recorder.requests, what="the first attempt's request")
+    wait_for(lambda: http_server.recorder.requests, what="the first attempt's request")
     assert status_of(r, keys, stuck.id) == "running"
     behind = queue(store, rq_client, keys, task)  # the only worker is busy: it stays queued
     first.send_signal(signal.SIGKILL)
@@ -149,8 +150,8 @@ def test_a_killed_worker_s_run_is_retried_and_its_slot_freed_after_the_lease(
     killed_at = clock.now_ms()
 
     workers.start(**env)
-    wait_until(lambda: status_of(r, keys, behind.id) == "succeeded", what="the run behind")
-    wait_until(lambda: status_of(r, keys, stuck.id) == "pending", what="the retry")
+    wait_for(lambda: status_of(r, keys, behind.id) == "succeeded", what="the run behind")
+    wait_for(lambda: status_of(r, keys, stuck.id) == "pending", what="the retry")
     retry = load_run(r, keys, stuck.id)
     assert retry is not None and retry.attempt == 2
     assert retry.error is not None and retry.error.startswith("worker lost")
@@ -160,7 +161,7 @@ def test_a_killed_worker_s_run_is_retried_and_its_slot_freed_after_the_lease(
     assert after.started_at - killed_at >= lease * 1000 / 2
     # a scheduler pass releases the retry (fixed backoff of 0 s: due at once)
     assert release_due(r, rq_client, settings) == {"queued": 1}
-    wait_until(lambda: status_of(r, keys, stuck.id) == "succeeded", what="attempt 2")
+    wait_for(lambda: status_of(r, keys, stuck.id) == "succeeded", what="attempt 2")
     done = load_run(r, keys, stuck.id)
     assert done is not None and (done.attempt, done.error) == (2, None)
     assert holders(r, keys, AGENT, "k") == {}

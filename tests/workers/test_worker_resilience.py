@@ -37,8 +37,10 @@ from app.store.runs import load_run
 from app.store.tasks import TaskStore
 from tests.scheduler.support import process_state, spawn_scheduler, wake_subscribers
 from tests.scheduler.support import settings_with as replace_settings
-from tests.workers.conftest import LocalServer, Workers, wait_until
-from tests.workers.factories import AGENT, make_task
+from tests.support.agents import AGENT
+from tests.support.waiting import wait_for as wait_until
+from tests.support.workers import LocalServer, Workers
+from tests.support.workers import worker_task as make_task
 from tests.workers.sink import AsyncSink
 
 #: a queued run no worker holds is enqueued again this long after it was queued

@@ -26,8 +26,7 @@ from app.store.runs import (
     script_sha,
     start_run,
 )
-from tests.workers.factories import make_task, store_task
-from tests.workers.test_run_scripts import queued_run, snapshot
+from tests.support.workers import queued_run, snapshot, store_task, worker_task
 from workers import rqstate
 
 QUEUE_KEYS = [Queue.redis_queue_namespace_prefix + q for q in QUEUE_NAMES]
@@ -62,8 +61,8 @@ def test_pop_takes_at_most_n_ids_highest_priority_first(rq: redis.Redis) -> None
 def test_renew_runs_renews_many_attempts_in_one_call(
     r: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
-    task = store_task(r, keys, make_task(concurrency_key="k", concurrency_limit=5))
-    plain = store_task(r, keys, make_task())
+    task = store_task(r, keys, worker_task(concurrency_key="k", concurrency_limit=5))
+    plain = store_task(r, keys, worker_task())
     ids = [queued_run(r, keys, task) for _ in range(2)] + [queued_run(r, keys, plain)]
     held = []
     for run_id in ids:

@@ -1,0 +1,3 @@
+"""Helpers every test suite shares: agents (``agents``), records (``records``), waiting
+(``waiting``), the API client's helpers (``api``) and the worker suites' servers and processes
+(``workers``). Tests import from here, never from a conftest or another test module."""
