@@ -69,7 +69,7 @@ class Sweeper:
             self.rq,
             self.keys,
             clock.now_ms(),
-            round(self.settings.enqueue_grace_seconds * 1000),
+            clock.ms(self.settings.enqueue_grace_seconds),
             OUTBOX_BATCH,
         )
         if found.requeued:

@@ -25,6 +25,7 @@ from rq import Queue
 from rq.job import Job
 
 from app.store import scripts, stats
+from app.store.codec import text
 from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys
 from app.store.scheduling import sweep_outbox
@@ -78,7 +79,7 @@ def judge(
         return []
     call_keys, args = judge_call(keys, run_ids, now_ms, grace_ms, depth)
     reply = scripts.script(client, "reconcile_outbox")(keys=call_keys, args=args)
-    return [(_text(reply[i]), int(reply[i + 1])) for i in range(0, len(reply), 2)]
+    return [(text(reply[i]), int(reply[i + 1])) for i in range(0, len(reply), 2)]
 
 
 def reconcile_outbox(
@@ -104,7 +105,3 @@ def reconcile_outbox(
         result.requeued = enqueue_runs(rq, keys, lost, requeue=True)
         stats.incr(client, keys, stats.RUNS_REQUEUED, len(result.requeued))
     return result
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
