@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     _start_process(settings)
+    _sync_static_agents(settings)
     import uvicorn
 
     from app.api.app import create_app
@@ -211,6 +212,15 @@ def _start_process(settings: Settings, needs_scripts: bool = True) -> None:
         keep_anchored(settings.redis_url)
 
 
+def _sync_static_agents(settings: Settings) -> None:
+    """A static agent taken out of CHIME_AGENT_TOKENS is revoked: its tasks stop too."""
+    from app.store.connection import rq_client
+    from app.store.revocation import sync_static_agents
+
+    with _client(settings) as client, rq_client(settings.redis_url) as rq:
+        sync_static_agents(client, rq, Keys(settings.key_prefix), settings)
+
+
 # -- agents ---------------------------------------------------------------------------------
 
 
@@ -237,9 +247,15 @@ def cmd_agents_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_agents_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from app.store.agents import revoke_agent
+    from app.store.connection import rq_client
+    from app.store.revocation import stop_agent_tasks
 
+    keys = Keys(settings.key_prefix)
     with _client(settings) as client:
-        revoked = revoke_agent(client, Keys(settings.key_prefix), args.agent_id)
+        revoked = revoke_agent(client, keys, args.agent_id)
+        if revoked:
+            with rq_client(settings.redis_url) as rq:
+                stop_agent_tasks(client, rq, keys, settings, args.agent_id)
     if not revoked:
         raise CommandError(f"no minted agent {args.agent_id}")
     if args.json:

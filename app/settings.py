@@ -14,6 +14,8 @@ from functools import cache
 from urllib.parse import urlparse
 
 from app.core.errors import ConfigError
+from app.core.limits import BOUNDS as LIMIT_BOUNDS
+from app.core.limits import Limits
 from app.logs import mask_url
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -55,6 +57,22 @@ class Settings:
     worker_concurrency: int = 200
     #: after SIGTERM, how long a worker lets its runs in flight finish before it exits
     worker_shutdown_grace_seconds: float = 25.0
+    #: per-agent limits every agent has unless the admin overrides them (``app/core/limits.py``)
+    max_tasks: int = 10_000
+    max_running: int = 100
+    max_runs_per_minute: int = 6_000
+    min_interval_seconds: int = 1
+    #: no retry waits less than this, whatever the task's backoff asks
+    retry_min_delay_seconds: float = 1.0
+
+    @property
+    def default_limits(self) -> Limits:
+        return Limits(
+            max_tasks=self.max_tasks,
+            max_running=self.max_running,
+            max_runs_per_minute=self.max_runs_per_minute,
+            min_interval_seconds=self.min_interval_seconds,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -98,6 +116,17 @@ class Settings:
                 0,
                 3600,
             ),
+            max_tasks=_limit(e, "CHIME_MAX_TASKS", "max_tasks", d.max_tasks),
+            max_running=_limit(e, "CHIME_MAX_RUNNING", "max_running", d.max_running),
+            max_runs_per_minute=_limit(
+                e, "CHIME_MAX_RUNS_PER_MINUTE", "max_runs_per_minute", d.max_runs_per_minute
+            ),
+            min_interval_seconds=_limit(
+                e, "CHIME_MIN_INTERVAL_SECONDS", "min_interval_seconds", d.min_interval_seconds
+            ),
+            retry_min_delay_seconds=_float(
+                e, "CHIME_RETRY_MIN_DELAY_SECONDS", d.retry_min_delay_seconds, 0.1, 3600
+            ),
         )
 
 
@@ -132,6 +161,11 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def _limit(env: Mapping[str, str], name: str, limit: str, default: int) -> int:
+    lo, hi = LIMIT_BOUNDS[limit]
+    return _int(env, name, default, lo, hi)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:

@@ -16,7 +16,8 @@ from app.core.errors import ChimeError
 from app.logs import mask_url, one_line
 from app.settings import Settings
 from app.store import connection, scripts
-from app.store.keys import QUEUE_NAMES
+from app.store.keys import QUEUE_NAMES, Keys
+from app.store.limits import publish_defaults
 
 #: the oldest Redis whose commands every script uses
 MIN_REDIS_VERSION = (6, 2)
@@ -40,6 +41,8 @@ def check(settings: Settings, *, needs_scripts: bool = True) -> None:
             _check_version(client, url)
             if needs_scripts:
                 _check_scripts(client, url)
+                # the Lua gates read the per-agent defaults from Redis (app/store/limits.py)
+                publish_defaults(client, Keys(settings.key_prefix), settings)
         except (redis.RedisError, ValueError, AttributeError, TypeError) as exc:
             # whatever answers on that address does not behave like the Redis we need
             raise StartupError(f"Redis at {url} failed a start-up check: {one_line(exc)}") from None

@@ -12,10 +12,12 @@
 -- ARGV[5]  wake channel
 -- ARGV[6..] field, value pairs of the hash
 -- Returns {'created', id} or {'existing', first_id}; {ERR_EXISTS, id} if the task id exists
--- already.
+-- already; {ERR_QUOTA, max_tasks} when the agent (field created_by) has reached its max_tasks
+-- (includes/agent_quota.lua).
 
 -- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
+-- @include "includes/agent_quota.lua"
 
 local task_key, due_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
 local task_id, created_at, next_run_at, idem_ttl, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -30,6 +32,19 @@ if redis.call('EXISTS', task_key) == 1 then
   return {ERR_EXISTS, task_id}
 end
 
+local agent_field = 'created_by'
+local agent = nil
+for i = 6, #ARGV - 1, 2 do
+  if ARGV[i] == agent_field then
+    agent = ARGV[i + 1]
+  end
+end
+if agent then
+  local full = chime_agent_tasks_full(chime_key_base(due_key, 'due'), agent)
+  if full then
+    return {ERR_QUOTA, tostring(full)}
+  end
+end
 redis.call('HSET', task_key, unpack(ARGV, 6))
 for i = 4, 11 do
   redis.call('ZADD', KEYS[i], created_at, task_id)

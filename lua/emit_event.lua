@@ -1,21 +1,25 @@
 -- Create the runs of one event: one run per candidate event task of the agent, through the
--- shared run creation (trigger 'event', the event stored on the run). The caller matched the
+-- shared run creation (trigger 'event'). The event's data is stored once, in the event record
+-- (KEYS[3]: fields `data` and `refs`, the number of runs referring to it); each run keeps the
+-- event's id, name and depth, and the record's key. The caller matched the
 -- event name against each task's pattern from a snapshot; each task is checked again here and
 -- only one still active, still an event task of this agent, gets a run. A snoozed task's run
 -- is created `pending` in delayed until snoozed_until; the others are queued (dedupe applies).
 --
 -- KEYS[1]  outbox zset
 -- KEYS[2]  delayed zset
--- KEYS[3..] four keys per candidate, in ARGV order: task hash, the task's runs zset, the new
+-- KEYS[3]  the event record (hash)
+-- KEYS[4..] four keys per candidate, in ARGV order: task hash, the task's runs zset, the new
 --          run's hash, dedupe key of the task's dedupe_key (the run hash again when none)
 -- ARGV[1]  now (ms)
 -- ARGV[2]  agent id (the event's emitter)
--- ARGV[3]  event JSON ({"id", "name", "data"}) stored on every run
+-- ARGV[3]  event JSON stored on every run ({"id", "name"}, and "depth" past 0)
 -- ARGV[4]  run key prefix ('{chime}:run:')
 -- ARGV[5]  run history cap per task
 -- ARGV[6]  outbox grace (ms)
 -- ARGV[7]  wake channel: published when a held run becomes the earliest in delayed
--- ARGV[8..] four values per candidate: task id, new run id, the task's schedule_expr and its
+-- ARGV[8]  the event's data (JSON), stored once in the event record
+-- ARGV[9..] four values per candidate: task id, new run id, the task's schedule_expr and its
 --          dedupe_key as the caller read them ('' for none)
 -- Returns {run_id, status, ...} for the runs created (status 'queued', 'deduped' or
 -- 'pending'); {ERR_STALE, '<task id>'} a candidate's pattern or dedupe_key changed since the caller
@@ -24,17 +28,18 @@
 -- @include "includes/errors.lua"
 -- @include "includes/create_run.lua"
 
-local outbox_key, delayed_key = KEYS[1], KEYS[2]
+local outbox_key, delayed_key, event_key = KEYS[1], KEYS[2], KEYS[3]
 local now, agent, event_json, run_prefix, cap, grace, wake =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local event_data = ARGV[8]
 
 local eligible = {}
-for i = 8, #ARGV, 4 do
-  local n = (i - 8) / 4
+for i = 9, #ARGV, 4 do
+  local n = (i - 9) / 4
   local c = {
     task_id = ARGV[i], run_id = ARGV[i + 1], expr = ARGV[i + 2], dedupe = ARGV[i + 3],
-    task_key = KEYS[3 + 4 * n], runs_key = KEYS[4 + 4 * n], run_key = KEYS[5 + 4 * n],
-    dedupe_key = KEYS[6 + 4 * n]
+    task_key = KEYS[4 + 4 * n], runs_key = KEYS[5 + 4 * n], run_key = KEYS[6 + 4 * n],
+    dedupe_key = KEYS[7 + 4 * n]
   }
   local t = redis.call('HMGET', c.task_key, 'status', 'schedule_kind', 'created_by',
     'schedule_expr', 'dedupe_key')
@@ -50,13 +55,18 @@ end
 -- every check passed: write
 local out = {}
 local held = {}
+if #eligible > 0 then
+  redis.call('HSET', event_key, 'data', event_data)
+  redis.call('HINCRBY', event_key, 'refs', #eligible)
+end
 for _, c in ipairs(eligible) do
   local status = chime_create_run({
     task_id = c.task_id, task_key = c.task_key, runs_key = c.runs_key, run_key = c.run_key,
     outbox_key = outbox_key, delayed_key = delayed_key,
     dedupe_key = c.dedupe == '' and '' or c.dedupe_key,
     run_key_prefix = run_prefix, run_id = c.run_id, trigger = 'event', scheduled_for = now,
-    now = now, event_json = event_json, history_cap = cap, grace_ms = grace
+    now = now, event_json = event_json, event_key = event_key, history_cap = cap,
+    grace_ms = grace
   })
   out[#out + 1] = c.run_id
   out[#out + 1] = status

@@ -1,7 +1,8 @@
 -- Record the outcome of a running attempt: `succeeded`; or, for a failure, `pending` for a
 -- retry (in the delayed set at its backoff time, attempt + 1) while attempts are left and the
 -- task is not canceled, else `failed` (`canceled` when the task was canceled meanwhile). The
--- run's concurrency slot is released and handed to waiting runs. A `once` task whose
+-- run's concurrency slot and its agent's slot (includes/agent_gate.lua) are released and
+-- handed to waiting runs. A `once` task whose
 -- scheduled run ended becomes `completed` here, in the same step.
 -- Also used to recover an attempt whose worker died: ARGV[12] = '1' requires that its
 -- heartbeat lease lapsed.
@@ -38,6 +39,7 @@
 
 -- @include "includes/errors.lua"
 -- @include "includes/semaphore.lua"
+-- @include "includes/agent_gate.lua"
 
 local run_key, task_key, running_key, delayed_key, outbox_key, sem_key, fifo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -47,8 +49,9 @@ local now, attempt, outcome, steps, err, retry_at, ckey, task_status_read, lease
   tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11]), ARGV[12]
 local wake = ARGV[13]
 
-local run_status, run_attempt, run_id, max_attempts, trigger, run_ckey = unpack(redis.call(
-  'HMGET', run_key, 'status', 'attempt', 'id', 'max_attempts', 'trigger', 'concurrency_key'))
+local run_status, run_attempt, run_id, max_attempts, trigger, run_ckey, run_agent =
+  unpack(redis.call('HMGET', run_key, 'status', 'attempt', 'id', 'max_attempts', 'trigger',
+    'concurrency_key', 'agent_id'))
 if not run_status then
   return {ERR_NOT_FOUND, 'run'}
 end
@@ -114,6 +117,14 @@ if ckey ~= '' then
   if task_id then
     handed = chime_sem_fill(sem_key, fifo_key, tonumber(task_limit or '1'), now, lease_ms,
       outbox_key, grace_ms, run_prefix)
+  end
+end
+
+if run_agent then
+  local g = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
+  chime_agent_release(g, run_id)
+  for _, v in ipairs(chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix)) do
+    handed[#handed + 1] = v
   end
 end
 

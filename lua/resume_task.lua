@@ -1,4 +1,5 @@
--- Resume a paused task at a next run computed from now (missed occurrences are not caught up).
+-- Resume a paused task at a next run computed from now (missed occurrences are not caught up);
+-- its `pause_reason` (set when Chime paused it) is cleared.
 --
 -- KEYS[1]  task hash
 -- KEYS[2]  due zset
@@ -30,6 +31,7 @@ if expected_status ~= 'paused' then
 end
 local task_id = redis.call('HGET', task_key, 'id')
 redis.call('HSET', task_key, 'status', new_status, 'updated_at', now)
+redis.call('HDEL', task_key, 'pause_reason')
 redis.call('HINCRBY', task_key, 'sched_version', 1)
 chime_move_indexes(task_key, task_id)
 if next_run_at ~= '' and new_status == 'active' then

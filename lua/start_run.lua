@@ -1,7 +1,13 @@
 -- Start a queued run: `queued` -> `running`, taking a concurrency slot first when the task has a
 -- concurrency key. A run that is not `queued` (canceled, already running or finished: a
 -- duplicate RQ job) is left alone. With no free slot the run goes back to `pending` in the
--- key's FIFO and the job ends; the release of a slot hands it over later.
+-- key's FIFO and the job ends; the release of a slot hands it over later. The agent's gate
+-- (includes/agent_gate.lua) is checked first: with the last minute's starts at
+-- `max_runs_per_minute` the run waits `pending` in delayed until the window allows; without
+-- one of the agent's `max_running` slots (its slot lapsed while queued and others took them)
+-- it waits at the head of the agent's FIFO. A run parked for its concurrency key gives its
+-- agent slot back. A started attempt is counted in the agent's window. A duplicate job of a
+-- run that is neither queued nor running (canceled while queued) drops the run's agent slot.
 --
 -- KEYS[1]  run hash
 -- KEYS[2]  task hash
@@ -27,6 +33,7 @@
 
 -- @include "includes/errors.lua"
 -- @include "includes/semaphore.lua"
+-- @include "includes/agent_gate.lua"
 
 local run_key, task_key, running_key, outbox_key, sem_key, fifo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -34,14 +41,19 @@ local now, lease_ms, ckey, run_prefix, grace_ms =
   tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local token = ARGV[6] or ''
 
-local run_status, run_id, run_attempt, run_token =
-  unpack(redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'start_token'))
+local run_status, run_id, run_attempt, run_agent, run_token =
+  unpack(redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'agent_id', 'start_token'))
 if not run_status then
   return {ERR_NOT_FOUND, 'run'}
 end
 if run_status ~= 'queued' then
   if run_status == 'running' and token ~= '' and run_token == token then
     return {'running', tonumber(run_attempt or '1')}
+  end
+  if run_status ~= 'running' and run_agent then
+    -- a duplicate job of a run that ended (canceled while queued): its slot is free now
+    local gate = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
+    redis.call('ZREM', gate.slots, run_id)
   end
   return {ERR_CONFLICT, run_status}
 end
@@ -54,7 +66,37 @@ if (task_ckey or '') ~= ckey then
   return {ERR_STALE, 'concurrency_key'}
 end
 
+local function parked(handed)
+  redis.call('ZREM', outbox_key, run_id)
+  local out = {'parked', 0}
+  for _, v in ipairs(handed) do
+    out[#out + 1] = v
+  end
+  return out
+end
+
 local handed = {}
+local g = nil
+if run_agent then
+  g = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
+  local reopen = chime_agent_window(g, now)
+  if reopen then
+    chime_agent_release(g, run_id)
+    handed = chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix)
+    chime_agent_delay(g.base, run_key, run_id, reopen)
+    return parked(handed)
+  end
+  redis.call('ZREMRANGEBYSCORE', g.slots, '-inf', now)
+  if not redis.call('ZSCORE', g.slots, run_id)
+    and redis.call('ZCARD', g.slots) >= g.max_running then
+    -- admitted once, its slot lapsed while it waited on RQ: it keeps its turn
+    redis.call('LPUSH', g.waiting, run_id)
+    redis.call('SADD', g.base .. 'awaiting', run_agent)
+    redis.call('HSET', run_key, 'status', 'pending')
+    return parked(handed)
+  end
+end
+
 if ckey ~= '' then
   local limit = tonumber(task_limit or '1')
   handed = chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, grace_ms,
@@ -64,13 +106,19 @@ if ckey ~= '' then
     redis.call('HSET', run_key, 'concurrency_key', ckey)
   else
     chime_sem_park(run_key, fifo_key, run_id, now)
-    redis.call('ZREM', outbox_key, run_id)
-    local out = {'parked', 0}
-    for _, v in ipairs(handed) do
-      out[#out + 1] = v
+    if g then
+      chime_agent_release(g, run_id)
+      for _, v in ipairs(chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix)) do
+        handed[#handed + 1] = v
+      end
     end
-    return out
+    return parked(handed)
   end
+end
+
+if g then
+  redis.call('ZADD', g.slots, now + lease_ms, run_id)
+  redis.call('ZADD', g.starts, now, run_id .. ':' .. (run_attempt or '1'))
 end
 
 redis.call('HSET', run_key, 'status', 'running', 'started_at', now, 'start_token', token)

@@ -31,7 +31,7 @@ import redis
 import redis.asyncio
 
 from app import clock
-from app.core.errors import PipelineError
+from app.core.errors import Conflict, PipelineError, ValidationError
 from app.core.pipeline import load_pipeline, secret_names
 from app.core.status import RunStatus, TaskStatus
 from app.core.task import Run, Task
@@ -52,7 +52,7 @@ from app.store.runs import (
 )
 from app.store.scripts import ErrorCode, ScriptError
 from app.store.secrets import load_credentials
-from workers.actions import Emit
+from workers.actions import Emit, StepFailed
 from workers.egress import EgressPolicy, Resolve, egress_policy, make_client, resolve_host
 from workers.pipeline import PipelineResult, run_pipeline
 from workers.runlog import log_transition
@@ -102,9 +102,10 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(deps: JobDeps, max_connections: int = 100) -> AsyncIterator[Runtime]:
-    """Clients for the running loop, closed on the way out."""
+    """Clients for the running loop, closed on the way out; each run in flight may hold a Redis
+    connection at once (its credentials, its records), so the pool is as large as the HTTP one."""
     policy = egress_policy(deps.settings)
-    client = connection.async_client(deps.settings.redis_url)
+    client = connection.async_client(deps.settings.redis_url, max_connections=max_connections)
     http = make_client(policy, max_connections, deps.resolve)
     try:
         yield Runtime(deps, client, http, policy)
@@ -326,10 +327,24 @@ def store_emitter(rt: Runtime, run: Run) -> Emit:
     """
     deps = rt.deps
 
+    # one hop deeper than the event that started this run (a run_now or a schedule: 0)
+    depth = int((run.event or {}).get("depth") or 0) + 1
+
     async def emit(name: str, data: dict[str, Any]) -> dict[str, Any]:
-        event_id, runs = await asyncio.to_thread(
-            emit_event, deps.client, deps.rq, deps.keys, deps.settings, run.agent_id, name, data
-        )
+        try:
+            event_id, runs = await asyncio.to_thread(
+                emit_event,
+                deps.client,
+                deps.rq,
+                deps.keys,
+                deps.settings,
+                run.agent_id,
+                name,
+                data,
+                depth,
+            )
+        except (ValidationError, Conflict) as exc:
+            raise StepFailed(str(exc)) from None
         return {"event_id": event_id, "runs": [r.id for r in runs]}
 
     return emit

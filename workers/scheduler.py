@@ -32,7 +32,7 @@ from typing import Any
 import redis
 
 from app import clock
-from app.core.errors import ConfigError
+from app.core.errors import ChimeError, ConfigError, ScheduleError
 from app.core.schedules import parse_schedule
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.task import Task
@@ -53,6 +53,7 @@ from app.store.scheduling import (
     release_claims,
     release_delayed,
 )
+from app.store.tasks import TaskStore
 
 logger = logging.getLogger("chime.scheduler")
 
@@ -67,6 +68,8 @@ _STOP_CHECK_SECONDS = 0.2
 _WAKE_LEAD_SECONDS = 0.002
 _WAKE_STEP_SECONDS = 0.0002
 _RETRIES = 5
+#: the longest ``pause_reason`` the scheduler writes
+PAUSE_REASON_MAX = 500
 _SCRIPTS = (
     "claim_due",
     "commit_occurrence",
@@ -203,7 +206,8 @@ class Scheduler:
         self, claims: Sequence[Claim], now: int
     ) -> tuple[list[Claim], list[tuple[Claim, Task, Any]]]:
         """(claims to give back: the task is not due any more, (claim, task, plan) to commit);
-        a task whose plan fails stays claimed, retried when the lease lapses."""
+        a task whose schedule cannot be computed is paused alone; any other failure of its plan
+        leaves it claimed, retried when the lease lapses."""
         tasks = self._load_tasks([c.member for c in claims])
         give_back: list[Claim] = []
         commits: list[tuple[Claim, Task, Any]] = []
@@ -219,6 +223,10 @@ class Scheduler:
                 continue
             try:
                 plan = plan_occurrence(task, now, self.misfire_ms)
+            except ScheduleError as exc:
+                # this task alone stops: paused, saying why; the batch goes on
+                self._pause_unplannable(task, c, exc)
+                continue
             except Exception:
                 # left claimed: retried when the lease lapses, and logged each time
                 logger.exception("scheduler.plan_failed", extra={"task_id": task.id})
@@ -226,6 +234,21 @@ class Scheduler:
                 continue
             commits.append((c, task, plan))
         return give_back, commits
+
+    def _pause_unplannable(self, task: Task, claim: Claim, exc: ScheduleError) -> None:
+        """A task whose next occurrence cannot be computed (a rule too slow to compute within
+        the bound, or one that no longer parses) is paused with a ``pause_reason`` naming why,
+        and its claim is dropped: it never holds up the other tasks again."""
+        reason = f"schedule: {exc.reason}"[:PAUSE_REASON_MAX]
+        logger.warning("scheduler.task_paused", extra={"task_id": task.id, "reason": reason})
+        try:
+            TaskStore(self.r, self.keys, self.settings).pause_for(
+                task.id, reason, cancel_runs=False
+            )
+        except ChimeError as err:
+            logger.warning("scheduler.pause_failed", extra={"task_id": task.id, "error": err})
+        release_claims(self.r, self.keys, "due", [claim])
+        self._held.pop(claim.member, None)
 
     def _load_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
         pipe = self.r.pipeline(transaction=False)

@@ -59,10 +59,13 @@ from rq import Queue, worker_registration
 from rq.job import Job
 from rq.worker import BaseWorker
 
+from app import clock
 from app.settings import Settings
 from app.store import connection
 from app.store.codec import text
+from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys
+from app.store.limits import hand_free_slots
 from app.store.runs import (
     eval_many,
     load_scripts,
@@ -200,6 +203,7 @@ class Worker:
                     asyncio.create_task(self._heartbeats()),
                     asyncio.create_task(self._sweeps()),
                     asyncio.create_task(self._maintenance()),
+                    asyncio.create_task(self._agent_lines()),
                 ]
                 try:
                     await self._dequeue()
@@ -540,6 +544,19 @@ class Worker:
                 await asyncio.to_thread(self.sweeper.sweep)
             except (redis.RedisError, OSError) as exc:
                 logger.warning("sweep.failed", extra={"error": str(exc)})
+            await asyncio.sleep(self.sweeper.interval)
+
+    async def _agent_lines(self) -> None:
+        """Now and then, give slots freed by a lapsed lease to the runs waiting for them."""
+        while True:
+            try:
+                handed = await asyncio.to_thread(
+                    hand_free_slots, self.sweeper.client, self.keys, self.settings, clock.now_ms()
+                )
+                if handed:
+                    await asyncio.to_thread(enqueue_runs, self.sweeper.rq, self.keys, handed)
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("agent_lines.failed", extra={"error": str(exc)})
             await asyncio.sleep(self.sweeper.interval)
 
     async def _maintenance(self) -> None:

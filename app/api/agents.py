@@ -1,15 +1,30 @@
-"""``/agents``: mint and revoke agent tokens; the admin token only (agents get 403)."""
+"""``/agents``: mint and revoke agent tokens and set their limits, the admin token only
+(agents get 403); ``GET /agents/me``: an agent's own limits and usage."""
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, RawBody
 
 from app import clock
 from app.api.auth import AUTHENTICATE, admin_only
 from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
-from app.api.schemas import AgentCreate, AgentCreated, AgentList, AgentOut, decode
-from app.core.errors import NotFound
-from app.store.agents import create_agent, list_agents, revoke_agent
+from app.api.schemas import (
+    AgentCreate,
+    AgentCreated,
+    AgentLimits,
+    AgentLimitsOut,
+    AgentList,
+    AgentMe,
+    AgentOut,
+    AgentUsage,
+    LimitsChange,
+    decode,
+)
+from app.core.errors import Forbidden, NotFound
+from app.core.limits import check_overrides
+from app.store.agents import create_agent, get_agent, list_agents, revoke_agent
+from app.store.limits import agent_limits, set_overrides, usage
+from app.store.revocation import stop_agent_tasks
 
 
 class AgentController(Controller):
@@ -53,6 +68,57 @@ class AgentController(Controller):
         opt=answers({204: None}, errors=(*AUTHED, 403, 404)),
     )
     def revoke(self, agent_id: FromPath[str], api: ApiDep) -> None:
-        """Revoke a minted agent's token at once; its tasks stay (the admin still sees them)."""
+        """Revoke a minted agent's token at once, and stop its tasks: paused with
+        ``pause_reason: "agent revoked"``, runs not started canceled, running ones finish."""
         if not revoke_agent(api.client, api.keys, agent_id):
             raise NotFound("agent", agent_id)
+        stop_agent_tasks(api.client, api.rq, api.keys, api.settings, agent_id)
+
+    @put(
+        "/{agent_id:str}/limits",
+        sync_to_thread=True,
+        status_code=200,
+        opt=answers(
+            {200: AgentLimitsOut}, body=LimitsChange, errors=(*AUTHED, *WITH_BODY, 403, 404)
+        ),
+    )
+    def set_limits(self, agent_id: FromPath[str], body: RawBody, api: ApiDep) -> AgentLimitsOut:
+        """Override some of an agent's limits (minted or static); the others stay as they are.
+        The new limits hold from the next run, task or schedule they apply to."""
+        req = decode(body, LimitsChange)
+        given = {
+            name: getattr(req, name)
+            for name in LimitsChange.__struct_fields__
+            if getattr(req, name) is not None
+        }
+        overrides = check_overrides(given)
+        known = agent_id in api.settings.agent_tokens.values()
+        if not known and get_agent(api.client, api.keys, agent_id) is None:
+            raise NotFound("agent", agent_id)
+        set_overrides(api.client, api.keys, agent_id, overrides)
+        limits = agent_limits(api.client, api.keys, api.settings, agent_id)
+        return AgentLimitsOut(agent_id=agent_id, limits=AgentLimits(**limits.to_json()))
+
+
+class AgentMeController(Controller):
+    path = "/agents/me"
+    tags = ("agents",)
+    middleware = AUTHENTICATE
+    dependencies = AGENT_DEPENDENCIES
+    security = ({"BearerToken": []},)
+
+    @get("/", sync_to_thread=True, opt=answers({200: AgentMe}, errors=(*AUTHED, 403)))
+    def me(self, api: ApiDep) -> AgentMe:
+        """The calling agent's limits and what it uses of them now."""
+        agent_id = api.caller.agent_id
+        if agent_id is None:
+            raise Forbidden("the admin token is no agent: call this with an agent's token")
+        minted = get_agent(api.client, api.keys, agent_id)
+        limits = agent_limits(api.client, api.keys, api.settings, agent_id)
+        used = usage(api.client, api.keys, agent_id, clock.now_ms())
+        return AgentMe(
+            agent_id=agent_id,
+            name=minted.name if minted is not None else None,
+            limits=AgentLimits(**limits.to_json()),
+            usage=AgentUsage(**used.to_json()),
+        )

@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from app.api.agents import AgentController
+from app.api.agents import AgentController, AgentMeController
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.events import EventController
 from app.api.health import HealthController
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RunController,
             EventController,
             AgentController,
+            AgentMeController,
             SigningKeyController,
             SecretController,
             HealthController,

@@ -23,11 +23,13 @@ from litestar.exceptions.responses import create_exception_response
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_409_CONFLICT,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
 )
 from litestar.types import ExceptionHandlersMap
 
 from app.core.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.core.limits import TooManyTasks
 
 log = logging.getLogger("chime.api")
 
@@ -127,6 +129,17 @@ def on_conflict(request: Request[Any, Any, Any], exc: Conflict) -> Response[Any]
     )
 
 
+def on_too_many_tasks(request: Request[Any, Any, Any], exc: TooManyTasks) -> Response[Any]:
+    return _respond(
+        request,
+        ClientException(
+            status_code=HTTP_429_TOO_MANY_REQUESTS,
+            detail=str(exc),
+            extra={"limit": "max_tasks", "value": exc.limit},
+        ),
+    )
+
+
 def on_forbidden(request: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
     return _respond(request, PermissionDeniedException(detail=str(exc)))
 
@@ -145,6 +158,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     NotFound: on_not_found,
     Conflict: on_conflict,
     Forbidden: on_forbidden,
+    TooManyTasks: on_too_many_tasks,
     redis.ConnectionError: on_redis_down,
     redis.TimeoutError: on_redis_down,
 }

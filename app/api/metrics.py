@@ -41,6 +41,20 @@ class _Family:
         self.lines.append(f"{self.name}{suffix}{braces} {_number(value)}")
 
 
+#: the claims (longest held first) whose tasks' fire times the lateness reads
+CLAIMS_LOOKED_AT = 20
+
+
+def _claims_lateness(client: "redis.Redis", keys: Keys, claimed: Any, now: int) -> float:
+    if not claimed:
+        return 0.0
+    with client.pipeline(transaction=False) as pipe:
+        for task_id in claimed:
+            pipe.hget(keys.task(str(task_id)), "next_run_at")
+        due = [int(x) for x in pipe.execute() if x]
+    return max(((now - d) / 1000 for d in due if d <= now), default=0.0)
+
+
 def render(client: "redis.Redis", keys: Keys, now_ms: int | None = None) -> str:
     """The whole exposition, from a handful of pipelined reads."""
     now = clock.now_ms() if now_ms is None else now_ms
@@ -53,6 +67,7 @@ def render(client: "redis.Redis", keys: Keys, now_ms: int | None = None) -> str:
         pipe.zrange(keys.due, 0, 0, withscores=True)
         pipe.zcard(keys.delayed)
         pipe.zcard(keys.claims)
+        pipe.zrange(keys.claims, 0, CLAIMS_LOOKED_AT - 1)
         pipe.zcard(keys.outbox)
         for name in QUEUE_NAMES:
             pipe.llen(Queue.redis_queue_namespace_prefix + name)
@@ -61,7 +76,7 @@ def render(client: "redis.Redis", keys: Keys, now_ms: int | None = None) -> str:
     it = iter(replies)
     task_counts = [int(next(it)) for _ in statuses]
     due_total, due_now, oldest = int(next(it)), int(next(it)), next(it)
-    delayed, claims, outbox = int(next(it)), int(next(it)), int(next(it))
+    delayed, claims, claimed, outbox = int(next(it)), int(next(it)), next(it), int(next(it))
     depths = [int(next(it)) for _ in QUEUE_NAMES]
     counters = _numbers(next(it))
 
@@ -76,11 +91,14 @@ def render(client: "redis.Redis", keys: Keys, now_ms: int | None = None) -> str:
     lateness = 0.0
     if oldest and float(oldest[0][1]) <= now:
         lateness = (now - float(oldest[0][1])) / 1000
+    # a task a scheduler holds is no longer in due: count how late the longest-held claims are,
+    # so a scheduler that stalls on its batch shows here
+    lateness = max(lateness, _claims_lateness(client, keys, claimed, now))
     _Family(
         lines,
         "chime_oldest_due_lateness_seconds",
         "gauge",
-        "How long the oldest due task has waited past its fire time.",
+        "How long the oldest due task has waited past its fire time (claimed ones included).",
     ).sample(lateness)
     _Family(
         lines, "chime_delayed_runs", "gauge", "Runs waiting for a retry delay or snooze."

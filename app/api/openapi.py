@@ -24,7 +24,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
 from msgspec import Meta
 
-from app.api.schemas import BadRequest, Conflict, Error
+from app.api.schemas import BadRequest, Conflict, Error, LimitReached
 from app.core.actions import ACTION_PARAMS
 from app.core.errors import ValidationError
 from app.core.pipeline import DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT, MAX_STEPS
@@ -47,6 +47,11 @@ ERRORS: Mapping[int, tuple[str, type[msgspec.Struct]]] = {
     404: ("no such resource, or one that belongs to another agent", Error),
     409: ("the task's status forbids this change; `extra.status` is that status", Conflict),
     413: ("the body is over CHIME_MAX_BODY_BYTES", Error),
+    429: (
+        "a limit of the agent is reached: `detail` names it (`max_tasks`), `extra` gives "
+        "`limit` and `value`",
+        LimitReached,
+    ),
     503: (
         "Redis is unreachable (retry later), or a setting the operation needs is not set "
         "(`detail` names it)",

@@ -111,6 +111,13 @@ class TaskOut(TaskSpec, kw_only=True, forbid_unknown_fields=True):
     last_run_at: str | None
     snoozed_until: str | None
     snooze_reason: str | None
+    pause_reason: Annotated[
+        str | None,
+        Meta(
+            description='why Chime paused the task: "agent revoked" (only the admin may resume '
+            "it), or a schedule whose next occurrence could not be computed; null otherwise"
+        ),
+    ] = None
     created_at: str
     updated_at: str
     run_count: int
@@ -211,6 +218,72 @@ class Conflict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     extra: ConflictState
 
 
+class LimitState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    limit: Annotated[str, Meta(description="the limit reached, e.g. `max_tasks`")]
+    value: Annotated[int, Meta(description="its value for this agent")]
+
+
+class LimitReached(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A 429: one of the agent's limits is reached; ``detail`` names it."""
+
+    status_code: Literal[429]
+    detail: str
+    extra: LimitState
+
+
+class AgentLimits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An agent's limits (defaults from the settings, changed per agent by the admin)."""
+
+    max_tasks: Annotated[int, Meta(description="active + paused tasks; over it POST /tasks is 429")]
+    max_running: Annotated[
+        int, Meta(description="runs queued or running at once; further runs wait `pending`")
+    ]
+    max_runs_per_minute: Annotated[
+        int, Meta(description="attempts started in any 60 s; further runs wait `pending`")
+    ]
+    min_interval_seconds: Annotated[
+        int, Meta(description="shortest gap between two occurrences of a cron/rrule; else 400")
+    ]
+
+
+class LimitsChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``PUT /agents/{id}/limits``: any of the limits; the others keep their value."""
+
+    max_tasks: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
+    max_running: Annotated[int, Meta(ge=1, le=100_000)] | None = None
+    max_runs_per_minute: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
+    min_interval_seconds: Annotated[int, Meta(ge=1, le=86_400)] | None = None
+
+
+class AgentUsage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    tasks: Annotated[int, Meta(description="active + paused tasks (counted by max_tasks)")]
+    active_tasks: int
+    running: Annotated[int, Meta(description="runs running now")]
+    in_flight: Annotated[
+        int, Meta(description="runs holding a slot of max_running: queued on RQ or running")
+    ]
+    waiting: Annotated[int, Meta(description="runs waiting `pending` for a slot")]
+    runs_last_minute: Annotated[
+        int, Meta(description="attempts started in the last 60 s (counted by max_runs_per_minute)")
+    ]
+
+
+class AgentMe(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``GET /agents/me``."""
+
+    agent_id: str
+    name: Annotated[str | None, Meta(description="null for a CHIME_AGENT_TOKENS agent")]
+    limits: AgentLimits
+    usage: AgentUsage
+
+
+class AgentLimitsOut(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``PUT /agents/{id}/limits``: the agent's limits now."""
+
+    agent_id: str
+    limits: AgentLimits
+
+
 def task_out(task: Task) -> TaskOut:
     return TaskOut(
         **{name: getattr(task, name) for name in INPUT_FIELDS},
@@ -220,6 +293,7 @@ def task_out(task: Task) -> TaskOut:
         last_run_at=clock.iso(task.last_run_at),
         snoozed_until=clock.iso(task.snoozed_until),
         snooze_reason=task.snooze_reason,
+        pause_reason=task.pause_reason,
         created_at=clock.iso(task.created_at) or "",
         updated_at=clock.iso(task.updated_at) or "",
         run_count=task.run_count,

@@ -9,6 +9,7 @@ document.
 import uuid
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, Response, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter, RawBody
 
@@ -30,9 +31,11 @@ from app.api.schemas import (
 from app.core.errors import Conflict, Forbidden
 from app.core.pipeline import secret_names
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
+from app.core.task import SCHEDULE_FIELDS
 from app.core.taskspec import TaskSpec, changed_fields, new_task, spec_fields
 from app.store import history, stats
 from app.store.enqueue import dequeue_runs, enqueue_runs
+from app.store.limits import check_interval
 from app.store.secrets import check_secrets_exist
 
 MAX_LIMIT = 500
@@ -74,7 +77,7 @@ class TaskController(Controller):
         opt=answers(
             {201: TaskOut, 200: TaskOut},
             body=TaskSpec,
-            errors=(*AUTHED, *WITH_BODY, 403),
+            errors=(*AUTHED, *WITH_BODY, 403, 429),
             headers={
                 201: {"Location": "/tasks/{id}"},
                 200: {"Location": "/tasks/{id} of the first task"},
@@ -92,6 +95,7 @@ class TaskController(Controller):
         if not api.caller.is_admin and str(spec.created_by) != api.caller.agent_id:
             raise Forbidden("created_by must be your own agent id")
         task = new_task(spec, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
+        check_interval(api.client, api.keys, api.settings, task)
         check_secrets_exist(api.client, api.keys, task.created_by, secret_names(task.payload))
         stored, created = api.store.create(task, idempotency_key, planned=True)
         return Response(
@@ -146,6 +150,11 @@ class TaskController(Controller):
         if task.status == TaskStatus.CANCELED:
             raise Conflict("update", task.status)
         changes = changed_fields(task, given)
+        if SCHEDULE_FIELDS.intersection(changes):
+            moved = {k: v for k, v in changes.items() if k in SCHEDULE_FIELDS}
+            check_interval(
+                api.client, api.keys, api.settings, msgspec.structs.replace(task, **moved)
+            )
         if "payload" in changes:
             refs = secret_names(changes["payload"])
             check_secrets_exist(api.client, api.keys, task.created_by, refs)
@@ -205,7 +214,7 @@ class TaskController(Controller):
         "/{task_id:str}/resume",
         sync_to_thread=True,
         status_code=200,
-        opt=answers({200: TaskOut}, errors=(*AUTHED, 404, 409)),
+        opt=answers({200: TaskOut}, errors=(*AUTHED, 403, 404, 409)),
     )
     def resume(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
         return task_out(api.store.resume(task_id, api.caller.agent_id))

@@ -41,6 +41,9 @@ class Task(msgspec.Struct, kw_only=True):
     last_run_at: int | None = None
     snoozed_until: int | None = None
     snooze_reason: str | None = None
+    #: why the system paused the task (``agent revoked``, a schedule that failed); None when
+    #: it was paused by a caller, or is not paused
+    pause_reason: str | None = None
     created_at: int
     updated_at: int
     run_count: int = 0

@@ -86,9 +86,13 @@ def async_client(
     socket_timeout: float | None = SOCKET_TIMEOUT,
     connect_timeout: float = CONNECT_TIMEOUT,
     retries: int = RETRIES,
+    max_connections: int | None = None,
 ) -> "redis.asyncio.Redis":
-    """An asyncio client (``str`` replies unless ``decode=False``)."""
+    """An asyncio client (``str`` replies unless ``decode=False``). ``max_connections``: its
+    pool's size (redis-py's default is 100; past it a call fails at once instead of waiting)."""
     options = _options(socket_timeout, connect_timeout, retries)
+    if max_connections is not None:
+        options["max_connections"] = max_connections
     options["retry"] = AsyncRetry(
         ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE),
         retries,

@@ -16,18 +16,25 @@ import redis
 
 from app import clock
 from app.clock import ms
-from app.core.errors import Conflict, ValidationError
+from app.core.errors import ChimeError, Conflict, ValidationError
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.task import Run
 from app.settings import Settings
 from app.store import scripts, stats
 from app.store.codec import from_hash
 from app.store.enqueue import enqueue_runs
+from app.store.event_records import attach_events
 from app.store.keys import Keys
 
 #: Candidates per script call: bounds the KEYS of one call; each task's run stands alone.
 CHUNK = 250
 EVENT_NAME_MAX = 200
+#: an event's ``data`` as JSON, at most (``POST /events`` and ``event.emit`` alike)
+EVENT_DATA_MAX = 64 * 1024
+#: an event matching more tasks is refused whole: no run is created
+FAN_OUT_MAX = 1000
+#: the deepest an event may be: one emitted by a run is one hop deeper than what started it
+MAX_DEPTH = 8
 _RETRIES = 10
 _RUN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "chime:event-run")
 _json = msgspec.json.Encoder()
@@ -48,12 +55,15 @@ def emit_event(
     agent_id: str,
     name: str,
     data: dict[str, Any] | None,
+    depth: int = 0,
 ) -> tuple[str, list[Run]]:
     """Emit an event of ``agent_id``: create its runs and put the queued ones on RQ.
 
-    Returns (event id, the runs: ``queued``, ``deduped``, or ``pending`` for a snoozed task).
+    Returns (event id, the runs: ``queued``, ``deduped``, or ``pending`` for a snoozed task or
+    a full agent). ``depth``: 0 for ``POST /events``, one more than the emitting run's event
+    for ``event.emit``.
     """
-    event_id, runs = create_event_runs(client, keys, settings, agent_id, name, data)
+    event_id, runs = create_event_runs(client, keys, settings, agent_id, name, data, depth)
     queued = [(run.id, run.priority) for run in runs if run.status == RunStatus.QUEUED]
     if queued:
         enqueue_runs(rq, keys, queued)
@@ -67,16 +77,33 @@ def create_event_runs(
     agent_id: str,
     name: str,
     data: dict[str, Any] | None,
+    depth: int = 0,
 ) -> tuple[str, list[Run]]:
-    """The runs of an event, created but not enqueued (the caller enqueues the queued ones)."""
+    """The runs of an event, created but not enqueued (the caller enqueues the queued ones).
+
+    Refused before any run is made: a name or ``data`` over its size (``ValidationError``), a
+    ``depth`` past :data:`MAX_DEPTH` (:class:`EventTooDeep`), more than :data:`FAN_OUT_MAX`
+    matching tasks (:class:`FanOutTooLarge`)."""
     if not isinstance(name, str) or not name or len(name) > EVENT_NAME_MAX:
         raise ValidationError("name", f"an event name is 1..{EVENT_NAME_MAX} characters")
+    if depth > MAX_DEPTH:
+        raise EventTooDeep(depth)
+    data_json = _json.encode(data or {})
+    if len(data_json) > EVENT_DATA_MAX:
+        raise ValidationError(
+            "data", f"at most {EVENT_DATA_MAX} bytes as JSON, got {len(data_json)}"
+        )
     event_id = str(uuid.uuid4())
-    event_json = _json.encode({"id": event_id, "name": name, "data": data or {}}).decode()
+    # the runs keep the event's id, name and depth; its data is stored once, in the event record
+    event: dict[str, Any] = {"id": event_id, "name": name}
+    if depth:
+        event["depth"] = depth
+    event_json = _json.encode(event).decode()
     task_ids = [
         str(t)
         for t in client.zrange(keys.index(agent_id, TaskStatus.ACTIVE, ScheduleKind.EVENT), 0, -1)
     ]
+    _check_fan_out(client, keys, name, task_ids)
     made: list[tuple[str, str]] = []
     for start in range(0, len(task_ids), CHUNK):
         made += _emit_chunk(
@@ -87,6 +114,7 @@ def create_event_runs(
             name,
             event_id,
             event_json,
+            data_json.decode(),
             task_ids[start : start + CHUNK],
         )
     if not made:
@@ -100,7 +128,44 @@ def create_event_runs(
         pipe.hgetall(keys.run(run_id))
     replies = pipe.execute()
     runs = [from_hash(Run, fields) for fields in replies[-len(made) :] if fields]
-    return event_id, runs
+    return event_id, attach_events(client, keys, runs)
+
+
+class EventTooDeep(ValidationError):
+    """An event emitted past :data:`MAX_DEPTH` hops (a loop of events, most likely)."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__(
+            "event.depth",
+            f"an event emitted by a run is one hop deeper than the event that started it; "
+            f"this one would be {depth} deep, past the limit of {MAX_DEPTH}",
+        )
+
+
+class FanOutTooLarge(Conflict):
+    """An event matching more than :data:`FAN_OUT_MAX` tasks: refused whole (409)."""
+
+    def __init__(self, name: str, matched: int) -> None:
+        ChimeError.__init__(
+            self,
+            f"event {name!r} matches {matched} event tasks, more than {FAN_OUT_MAX}: "
+            "refused whole, no run was created",
+        )
+        self.action = "emit"
+        self.status = f"matches {matched} tasks"
+
+
+def _check_fan_out(client: redis.Redis, keys: Keys, name: str, task_ids: list[str]) -> None:
+    """Refuse the event when more than FAN_OUT_MAX of the candidates match it (the script then
+    creates runs only for candidates that still match, never more)."""
+    if len(task_ids) <= FAN_OUT_MAX:
+        return
+    pipe = client.pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.hget(keys.task(task_id), "schedule_expr")
+    matched = sum(1 for expr in pipe.execute() if matches(expr, name))
+    if matched > FAN_OUT_MAX:
+        raise FanOutTooLarge(name, matched)
 
 
 def _emit_chunk(
@@ -111,6 +176,7 @@ def _emit_chunk(
     name: str,
     event_id: str,
     event_json: str,
+    data_json: str,
     task_ids: list[str],
 ) -> list[tuple[str, str]]:
     """Create the runs of the tasks among ``task_ids`` whose pattern matches; retried when a
@@ -120,7 +186,7 @@ def _emit_chunk(
         for task_id in task_ids:
             pipe.hmget(keys.task(task_id), "schedule_expr", "dedupe_key")
         snapshots = pipe.execute()
-        key_list = [keys.outbox, keys.delayed]
+        key_list = [keys.outbox, keys.delayed, keys.event(event_id)]
         args: list[Any] = [
             clock.now_ms(),
             agent_id,
@@ -129,6 +195,7 @@ def _emit_chunk(
             settings.run_history,
             ms(settings.enqueue_grace_seconds),
             keys.wake,
+            data_json,
         ]
         for task_id, (expr, dedupe) in zip(task_ids, snapshots, strict=True):
             if not matches(expr, name):
@@ -141,7 +208,7 @@ def _emit_chunk(
                 keys.dedupe(agent_id, dedupe) if dedupe else keys.run(run_id),
             ]
             args += [task_id, run_id, expr, dedupe or ""]
-        if len(key_list) == 2:
+        if len(key_list) == 3:
             return []
         reply = scripts.script(client, "emit_event")(keys=key_list, args=args)
         if scripts.is_error(reply) and reply[0] == scripts.ErrorCode.STALE:

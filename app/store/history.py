@@ -11,6 +11,7 @@ import redis
 from app.core.errors import NotFound
 from app.core.task import Run
 from app.store.codec import from_hash
+from app.store.event_records import attach_events
 from app.store.keys import Keys
 
 #: run ids are UUIDs or scheduler ids built from one; a longer id names no run
@@ -22,7 +23,7 @@ def get_run(client: redis.Redis, keys: Keys, run_id: str, agent: str | None) -> 
     fields: Any = client.hgetall(keys.run(run_id)) if 0 < len(run_id) <= _ID_MAX else {}
     if not fields or (agent is not None and fields.get("agent_id") != agent):
         raise NotFound("run", run_id)
-    return from_hash(Run, fields)
+    return attach_events(client, keys, [from_hash(Run, fields)])[0]
 
 
 def list_runs(
@@ -56,4 +57,4 @@ def _load(client: redis.Redis, keys: Keys, ids: list[str]) -> list[Run]:
     pipe = client.pipeline(transaction=False)
     for run_id in ids:
         pipe.hgetall(keys.run(run_id))
-    return [from_hash(Run, fields) for fields in pipe.execute() if fields]
+    return attach_events(client, keys, [from_hash(Run, f) for f in pipe.execute() if f])

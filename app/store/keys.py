@@ -37,6 +37,21 @@ P:secrets:<agent_id>                  hash    the agent's secrets: name -> JSON 
 P:signing:<agent_id>                  string  the agent's webhook signing key, sealed when
                                               CHIME_SECRET_KEY is set (``app/store/secrets.py``)
 P:stats                               hash    counters for /metrics
+P:event:<event_id>                    hash    an event's data, stored once: ``data`` (JSON),
+                                              ``refs`` (runs referring to it; the last one
+                                              trimmed from a history deletes it)
+P:static_agents                       set     the CHIME_AGENT_TOKENS agents the web process
+                                              last started with (one taken out is revoked)
+P:limits                              hash    the default per-agent limits, as the processes'
+                                              settings give them (written at start-up)
+P:limits:<agent>                      hash    the admin's limit overrides for one agent
+P:aslots:<agent>                      zset    run ids holding one of the agent's
+                                              ``max_running`` slots (queued or running), by
+                                              lease expiry
+P:await:<agent>                       list    the agent's run ids waiting for a slot, FIFO
+P:awaiting                            set     agent ids with runs waiting for a slot
+P:astarts:<agent>                     zset    the agent's attempt starts (``run_id:attempt``)
+                                              by start time (ms), the last minute's
 ====================================  ======  ==================================================
 
 RQ keeps its own keys (``rq:...``); its queues are ``chime-p1`` .. ``chime-p9``.
@@ -71,6 +86,9 @@ class Keys:
         self.running = f"{self.p}:running"
         self.agents = f"{self.p}:agents"
         self.stats = f"{self.p}:stats"
+        self.default_limits = f"{self.p}:limits"
+        self.static_agents = f"{self.p}:static_agents"
+        self.awaiting = f"{self.p}:awaiting"
 
     def task(self, task_id: str) -> str:
         return f"{self.p}:task:{task_id}"
@@ -114,3 +132,19 @@ class Keys:
 
     def signing_key(self, agent: str) -> str:
         return f"{self.p}:signing:{agent}"
+
+    def limits(self, agent: str) -> str:
+        return f"{self.p}:limits:{agent}"
+
+    def agent_slots(self, agent: str) -> str:
+        """Built in Lua too (``lua/includes/agent_gate.lua``): keep the two in step."""
+        return f"{self.p}:aslots:{agent}"
+
+    def agent_waiting(self, agent: str) -> str:
+        return f"{self.p}:await:{agent}"
+
+    def agent_starts(self, agent: str) -> str:
+        return f"{self.p}:astarts:{agent}"
+
+    def event(self, event_id: str) -> str:
+        return f"{self.p}:event:{event_id}"

@@ -30,6 +30,7 @@ from app.settings import Settings
 from app.store import scripts
 from app.store.codec import from_hash
 from app.store.codec import text_or_none as _str
+from app.store.event_records import attach_events, attach_events_async
 from app.store.keys import Keys
 from app.store.scripts import ErrorCode, ScriptError
 from app.store.semaphore import slot_keys
@@ -64,7 +65,7 @@ class Finished:
 
 def load_run(client: redis.Redis, keys: Keys, run_id: str) -> Run | None:
     fields = client.hgetall(keys.run(run_id))
-    return from_hash(Run, fields) if fields else None
+    return attach_events(client, keys, [from_hash(Run, fields)])[0] if fields else None
 
 
 def load_task(client: redis.Redis, keys: Keys, task_id: str) -> Task | None:
@@ -246,7 +247,7 @@ def _finish_call(
             task.retry_max_delay_seconds,
             rand,
         )
-        retry_at = now + clock.ms(delay)
+        retry_at = now + clock.ms(max(delay, settings.retry_min_delay_seconds))
     task_status = task.status if task is not None else ""
     run_key = keys.run(outcome.run_id)
     indexes = (
@@ -426,7 +427,8 @@ async def load_runs(client: AsyncRedis, keys: Keys, run_ids: Sequence[str]) -> l
     pipe = client.pipeline(transaction=False)
     for run_id in run_ids:
         pipe.hgetall(keys.run(run_id))
-    return [from_hash(Run, f) if f else None for f in await pipe.execute()]
+    runs = [from_hash(Run, f) if f else None for f in await pipe.execute()]
+    return await attach_events_async(client, keys, runs)
 
 
 async def load_tasks(

@@ -182,12 +182,13 @@ def parse_commit(reply: Any) -> Commit:
 class Release:
     """The reply of one delayed-run release.
 
-    ``outcome``: ``queued`` / ``deduped`` (released; ``priority`` set), ``delayed`` (held until
+    ``outcome``: ``queued`` / ``deduped`` (released; ``priority`` set), ``pending`` (released,
+    but waiting for a slot or the window of its agent's limits), ``delayed`` (held until
     ``until``), ``dropped`` (not pending any more: ``detail`` is its status), ``lost``,
     ``stale``.
     """
 
-    outcome: Literal["queued", "deduped", "delayed", "dropped", "lost", "stale"]
+    outcome: Literal["queued", "deduped", "pending", "delayed", "dropped", "lost", "stale"]
     priority: int = 5
     trigger: str = ""
     until: int | None = None
@@ -232,7 +233,7 @@ def parse_release(reply: Any) -> Release:
             return Release("stale", detail=str(reply[1]))
         scripts.check(reply)
     outcome = str(reply[0])
-    if outcome in ("queued", "deduped"):
+    if outcome in ("queued", "deduped", "pending"):
         return Release(outcome, priority=int(reply[1]), trigger=str(reply[2]))  # type: ignore[arg-type]
     if outcome == "delayed":
         return Release("delayed", until=int(reply[1]))

@@ -37,6 +37,7 @@ class ErrorCode(IntEnum):
     STALE = -3
     EXISTS = -4
     LOST = -5
+    QUOTA = -6
 
 
 class ScriptError(ChimeError):
@@ -64,7 +65,9 @@ NAMES = (
     "commit_occurrence",
     "create_task",
     "emit_event",
+    "fill_agents",
     "finish_run",
+    "pause_for",
     "pause_task",
     "pop_jobs",
     "reconcile_outbox",

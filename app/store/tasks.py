@@ -14,7 +14,8 @@ from typing import Any
 import redis
 
 from app import clock
-from app.core.errors import Conflict, NotFound, ValidationError
+from app.core.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.core.limits import REVOKED, TooManyTasks
 from app.core.planning import first_run_at, plan_new
 from app.core.status import TASK_FINAL, ScheduleKind, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
@@ -22,6 +23,7 @@ from app.settings import Settings
 from app.store import scripts
 from app.store.codec import encode_value, from_hash, to_hash
 from app.store.keys import Keys
+from app.store.scripts import ErrorCode
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 #: what a transition plan returns: (script, KEYS, ARGV after now/status/version), or None
@@ -96,7 +98,7 @@ class TaskStore:
         ]
         for name, value in fields.items():
             argv += [name, value]
-        result = scripts.check(
+        result = _quota_checked(
             scripts.script(self.r, "create_task")(
                 keys=[
                     self.keys.task(task.id),
@@ -169,6 +171,10 @@ class TaskStore:
                 return None
             if task.status in TASK_FINAL:
                 raise Conflict("resume", task.status)
+            if task.pause_reason == REVOKED and agent is not None:
+                raise Forbidden(
+                    "this task was paused when its agent was revoked: only the admin may resume it"
+                )
             nxt = first_run_at(task, now)
             ends = nxt is None and task.schedule_kind != ScheduleKind.EVENT
             status = TaskStatus.COMPLETED if ends else TaskStatus.ACTIVE
@@ -252,6 +258,44 @@ class TaskStore:
             return from_hash(Run, self.r.hgetall(self.keys.run(run_id)))
         raise _busy(task_id)
 
+    def pause_for(
+        self, task_id: str, reason: str, *, cancel_runs: bool, run_error: str = ""
+    ) -> tuple[Task, builtins.list[str]]:
+        """Pause the task for a reason of the system's (``lua/pause_for.lua``), and with
+        ``cancel_runs`` cancel its runs that have not started; returns the task and the ids of
+        canceled runs that were queued on RQ (the caller takes them off their queues)."""
+
+        def plan(task: Task, now: int) -> _Step:
+            if task.status == TaskStatus.PAUSED and task.pause_reason == reason and not cancel_runs:
+                return None
+            target = (
+                TaskStatus.PAUSED.value
+                if task.status in (TaskStatus.ACTIVE, TaskStatus.PAUSED)
+                else task.status
+            )
+            sem, fifo = (
+                (
+                    self.keys.semaphore(task.created_by, task.concurrency_key),
+                    self.keys.semaphore_queue(task.created_by, task.concurrency_key),
+                )
+                if task.concurrency_key
+                else (self.keys.task_runs(task.id), self.keys.task_runs(task.id))
+            )
+            keys = [
+                *self._moving(task, target),
+                self.keys.task_runs(task.id),
+                self.keys.delayed,
+                self.keys.outbox,
+                fifo,
+                sem,
+                self.keys.agent_slots(task.created_by),
+            ]
+            args = [reason, "1" if cancel_runs else "0", self.keys.run(""), run_error]
+            return "pause_for", keys, args
+
+        task, result = self._transition(task_id, None, plan)
+        return task, [str(x) for x in result[1:]]
+
     def _moving(self, task: Task, status: str, kind: str | None = None) -> builtins.list[str]:
         """KEYS[1..18] of a transition script: the task, due, and its indexes before/after."""
         return [
@@ -311,3 +355,10 @@ def _plausible_id(task_id: str) -> bool:
 
 def _busy(task_id: str) -> Conflict:
     return Conflict("change", f"changing too fast to apply (task {task_id}); try again")
+
+
+def _quota_checked(reply: Any) -> Any:
+    """The create script's reply; its quota refusal as :class:`TooManyTasks` (429)."""
+    if scripts.is_error(reply) and int(reply[0]) == ErrorCode.QUOTA:
+        raise TooManyTasks(int(reply[1]))
+    return scripts.check(reply)

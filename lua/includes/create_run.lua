@@ -5,6 +5,8 @@
 --   task_id, task_key, runs_key, run_key, outbox_key, delayed_key, dedupe_key ('' for none),
 --   run_key_prefix (runs of this task are trimmed by id: '{chime}:run:'),
 --   run_id, trigger, scheduled_for (ms), now (ms), event_json ('' for none),
+--   event_key (optional: the event record the run refers to for the event's data; a run
+--   trimmed from the history gives up its reference, and the last one deletes the record),
 --   history_cap, grace_ms
 -- The task hash must exist (callers check). A run id that exists already creates nothing: a
 -- scheduler that repeats a commit after a crash makes no second run.
@@ -24,6 +26,10 @@ local function chime_trim_history(runs_key, run_key_prefix, cap)
     local rkey = run_key_prefix .. id
     local status = redis.call('HGET', rkey, 'status')
     if not status or chime_terminal[status] then
+      local event_key = redis.call('HGET', rkey, 'event_key')
+      if event_key and redis.call('HINCRBY', event_key, 'refs', -1) <= 0 then
+        redis.call('DEL', event_key)
+      end
       redis.call('DEL', rkey)
       redis.call('ZREM', runs_key, id)
     end
@@ -45,6 +51,10 @@ local function chime_create_run(c)
   if c.event_json ~= '' then
     table.insert(fields, 'event')
     table.insert(fields, c.event_json)
+  end
+  if c.event_key and c.event_key ~= '' then
+    table.insert(fields, 'event_key')
+    table.insert(fields, c.event_key)
   end
   redis.call('HSET', c.run_key, unpack(fields))
   redis.call('ZADD', c.runs_key, c.scheduled_for, c.run_id)

@@ -38,6 +38,7 @@ def test_create_returns_the_task_with_every_default(api: TestClient[Any]) -> Non
         "last_run_at": None,
         "snoozed_until": None,
         "snooze_reason": None,
+        "pause_reason": None,
         "run_count": 0,
     }
     for name, value in expected_defaults.items():

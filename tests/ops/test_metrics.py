@@ -164,3 +164,22 @@ def test_a_metrics_token_guards_the_route(r: redis.Redis, redis_url: str) -> Non
     assert token not in missing.text + wrong.text
     assert right.status_code == 200
     assert "chime_tasks" in right.text
+
+
+def test_a_claimed_task_a_scheduler_holds_counts_in_the_lateness(
+    r: redis.Redis, keys: Keys
+) -> None:
+    """A scheduler stalled on its batch has taken the tasks out of ``due``: their lateness
+    shows all the same."""
+    now = clock.now_ms()
+    r.zadd(keys.due, {"fresh": now - 1_000})
+    r.hset(keys.task("held"), mapping={"id": "held", "next_run_at": now - 42_000})
+    r.zadd(keys.claims, {"held": now + 30_000})
+    # a claimed task not yet due (a claim about to be given back) is not late
+    r.hset(keys.task("early"), mapping={"id": "early", "next_run_at": now + 9_000})
+    r.zadd(keys.claims, {"early": now + 1_000})
+
+    s = _samples(render(r, keys, now))
+
+    assert _get(s, "chime_oldest_due_lateness_seconds") == 42
+    assert _get(s, "chime_claims_in_flight") == 2

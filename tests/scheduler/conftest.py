@@ -9,13 +9,20 @@ import redis
 from app.settings import Settings
 from app.store.connection import rq_client
 from app.store.keys import Keys
+from app.store.limits import set_overrides
 from app.store.tasks import TaskStore
 from tests.scheduler.support import settings_with
+from tests.support.agents import AGENT, OTHER_AGENT
 from workers.scheduler import Scheduler
 
 
 @pytest.fixture
 def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
+    """The task store. These tests follow thousands of one agent's runs onto RQ: its
+    ``max_running`` is raised above them (the limits have tests of their own, in
+    ``tests/store/test_agent_gate.py`` and ``tests/workers/test_agent_limits.py``)."""
+    for agent in (AGENT, OTHER_AGENT):
+        set_overrides(r, keys, agent, {"max_running": 100_000, "max_runs_per_minute": 10_000_000})
     return TaskStore(r, keys, settings)
 
 

@@ -1,5 +1,6 @@
 """lua/emit_event.lua and app/store/events.py: one run per matching active event task."""
 
+import dataclasses
 import json
 
 import pytest
@@ -132,6 +133,7 @@ def _call(
         keys=[
             keys.outbox,
             keys.delayed,
+            keys.event("ev"),
             keys.task(task_id),
             keys.task_runs(task_id),
             keys.run(run_id),
@@ -140,11 +142,12 @@ def _call(
         args=[
             clock.now_ms(),
             AGENT,
-            json.dumps({"id": "ev", "name": "e", "data": {}}),
+            json.dumps({"id": "ev", "name": "e"}),
             keys.run(""),
             settings.run_history,
             30_000,
             keys.wake,
+            "{}",
             task_id,
             run_id,
             expr,
@@ -176,3 +179,41 @@ def test_a_task_no_longer_active_or_another_agents_is_skipped_by_the_script(
     assert _call(r, keys, settings, paused.id, "e", "run-1") == []
     assert _call(r, keys, settings, theirs.id, "e", "run-2") == []
     assert db_state(r) == before
+
+
+def test_the_event_data_is_stored_once_and_each_run_refers_to_it(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    tasks = [create(store, schedule_kind="event", schedule_expr="big") for _ in range(20)]
+    data = {"blob": "x" * 50_000}
+    event_id, runs = create_event_runs(r, keys, settings, AGENT, "big", data)
+    assert len(runs) == 20
+    assert all(run.event == {"id": event_id, "name": "big", "data": data} for run in runs)
+    # one copy of the data in Redis, whatever the number of runs
+    assert r.hget(keys.event(event_id), "refs") == "20"
+    assert json.loads(r.hget(keys.event(event_id), "data") or "") == data
+    for run in runs:
+        stored = r.hget(keys.run(run.id), "event") or ""
+        assert len(stored) < 200 and "blob" not in stored
+    assert r.memory_usage(keys.run(runs[0].id)) < 2_000
+    # the reads show the event whole
+    from app.store.history import get_run
+
+    assert get_run(r, keys, runs[3].id, AGENT).event == runs[3].event
+    assert tasks
+
+
+def test_the_event_record_goes_with_the_last_run_referring_to_it(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    small = dataclasses.replace(settings, run_history=1)
+    task = create(store, schedule_kind="event", schedule_expr="e")
+    first, (run,) = create_event_runs(r, keys, small, AGENT, "e", {"n": 1})
+    r.hset(keys.run(run.id), "status", "succeeded")
+    clock.shift(10)
+    second, _ = create_event_runs(r, keys, small, AGENT, "e", {"n": 2})
+    # the first run left the history (cap 1): its event record went with it
+    assert not r.exists(keys.run(run.id))
+    assert not r.exists(keys.event(first))
+    assert r.hget(keys.event(second), "refs") == "1"
+    assert task

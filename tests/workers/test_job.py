@@ -116,7 +116,9 @@ def test_retry_schedules_follow_the_backoff_strategy(
         before = clock.now_ms()
         assert run_job(run.id, deps) == "pending"
         after = clock.now_ms()
-        expected = round(retry_delay(strategy, attempt, 2.0, 5.0, expected_rand) * 1000)
+        # no retry waits less than the floor, whatever the strategy draws
+        floor = deps.settings.retry_min_delay_seconds
+        expected = round(max(retry_delay(strategy, attempt, 2.0, 5.0, expected_rand), floor) * 1000)
         pending = load_run(deps.client, deps.keys, run.id)
         assert pending is not None and pending.next_attempt_at is not None
         assert before + expected <= pending.next_attempt_at <= after + expected
@@ -142,6 +144,11 @@ def test_retry_schedules_follow_the_backoff_strategy(
         assert len(set(delays)) == 3
 
 
+def past_retry_floor(deps: JobDeps) -> int:
+    """Milliseconds that take the clock past the shortest retry delay there is."""
+    return round(deps.settings.retry_min_delay_seconds * 1000) + 1
+
+
 def test_a_pipeline_that_fails_twice_then_passes_succeeds_on_attempt_three(
     store: TaskStore, deps: JobDeps, http_server: LocalServer
 ) -> None:
@@ -152,6 +159,7 @@ def test_a_pipeline_that_fails_twice_then_passes_succeeds_on_attempt_three(
     outcomes = []
     for _ in range(3):
         outcomes.append(run_job(run.id, deps))
+        clock.shift(past_retry_floor(deps))
         release_due(deps.client, deps.rq, deps.settings)
     assert outcomes == ["pending", "pending", "succeeded"]
     done = load_run(deps.client, deps.keys, run.id)
@@ -350,6 +358,7 @@ def test_a_retry_inside_the_window_is_not_deduped_by_itself(
     )
     run = store.run_now(task.id, AGENT)
     assert run_job(run.id, deps) == "pending"
+    clock.shift(past_retry_floor(deps))
     assert release_due(deps.client, deps.rq, deps.settings) == {"queued": 1}
     assert run_job(run.id, deps) == "succeeded"
 

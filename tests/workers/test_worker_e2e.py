@@ -159,8 +159,12 @@ def test_a_killed_worker_s_run_is_retried_and_its_slot_freed_after_the_lease(
     after = load_run(r, keys, behind.id)
     assert after is not None and after.started_at is not None
     assert after.started_at - killed_at >= lease * 1000 / 2
-    # a scheduler pass releases the retry (fixed backoff of 0 s: due at once)
-    assert release_due(r, rq_client, settings) == {"queued": 1}
+    # a scheduler pass releases the retry once due (fixed backoff of 0 s, raised to the floor)
+    assert retry.next_attempt_at is not None
+    assert retry.next_attempt_at - killed_at >= settings.retry_min_delay_seconds * 1000
+    wait_for(
+        lambda: release_due(r, rq_client, settings) == {"queued": 1}, what="the retry's release"
+    )
     wait_for(lambda: status_of(r, keys, stuck.id) == "succeeded", what="attempt 2")
     done = load_run(r, keys, stuck.id)
     assert done is not None and (done.attempt, done.error) == (2, None)

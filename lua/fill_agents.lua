@@ -1,0 +1,33 @@
+-- Hand free `max_running` slots to the runs waiting for them, for agents that have runs
+-- waiting (includes/agent_gate.lua). A slot normally passes on when a run ends; this sweep
+-- covers a slot freed by its lease lapsing (a run canceled while queued, a lost job), so a
+-- waiting run never waits on an event that will not come. Agents whose line is empty leave
+-- the set.
+--
+-- KEYS[1]  set of agent ids with runs waiting (base..'awaiting')
+-- KEYS[2]  outbox zset
+-- ARGV[1]  now (ms)
+-- ARGV[2]  outbox grace (ms)
+-- ARGV[3]  run key prefix ('{chime}:run:')
+-- ARGV[4]  agents looked at, at most
+-- Returns {run_id, priority, ...} of the runs handed a slot (queued, in the outbox: enqueue
+-- them).
+
+-- @include "includes/agent_gate.lua"
+
+local awaiting, outbox_key = KEYS[1], KEYS[2]
+local now, grace_ms, run_prefix, batch =
+  tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local base = chime_key_base(awaiting, 'awaiting')
+
+local out = {}
+for _, agent in ipairs(redis.call('SRANDMEMBER', awaiting, batch)) do
+  local g = chime_agent_gate(base, agent)
+  for _, v in ipairs(chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix)) do
+    out[#out + 1] = v
+  end
+  if redis.call('LLEN', g.waiting) == 0 then
+    redis.call('SREM', awaiting, agent)
+  end
+end
+return out
