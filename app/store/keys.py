@@ -21,8 +21,10 @@ P:delayed                             zset    pending run ids by release time (r
 P:delayed:claims                      zset    delayed run ids being released, by lease expiry
 P:running                             zset    running run ids by heartbeat lease expiry; a lapsed
                                               one is a lost worker (the run is retried)
-P:outbox                              zset    queued run ids not yet confirmed on RQ, scored by
-                                              the time after which they are enqueued again
+P:outbox                              zset    every queued run id until a worker starts it (the
+                                              ledger of queued runs), scored by the time of its
+                                              next look: then a run whose job is on no RQ queue
+                                              is enqueued again (``app/store/outbox.py``)
 P:dedupe:<agent>:<dedupe_key>         string  the run id holding the dedupe window (SET NX PX)
 P:sem:<agent>:<concurrency_key>       zset    run ids holding a slot, by lease expiry
 P:semq:<agent>:<concurrency_key>      list    run ids waiting for a slot, FIFO (RPUSH/LPOP)

@@ -70,6 +70,7 @@ NAMES = (
     "pause_for",
     "pause_task",
     "pop_jobs",
+    "reconcile_outbox",
     "release_claims",
     "release_delayed",
     "renew_runs",
