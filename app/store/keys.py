@@ -14,6 +14,8 @@ P:idx:<agent|*>:<status|*>:<kind|*>   zset    task ids by created_at (ms); 8 per
                                               ZREVRANGE + ZCARD
 P:due                                 zset    active scheduled task ids by next_run_at (ms)
 P:claims                              zset    task ids claimed by a scheduler, by lease expiry
+P:claimcall:<call_id>                 list    one claim call's reply (member, token, ...), kept
+                                              for the lease so a retried call gets it back
 P:wake                                pubsub  a scheduler wake-up: payload = the new due ms
 P:run:<run_id>                        hash    one run
 P:task:<task_id>:runs                 zset    run ids of a task by created_at (ms), capped
@@ -92,6 +94,9 @@ class Keys:
 
     def task(self, task_id: str) -> str:
         return f"{self.p}:task:{task_id}"
+
+    def claim_call(self, call_id: str) -> str:
+        return f"{self.p}:claimcall:{call_id}"
 
     def task_runs(self, task_id: str) -> str:
         return f"{self.p}:task:{task_id}:runs"
