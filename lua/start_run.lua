@@ -20,6 +20,11 @@
 -- ARGV[3]  the task's concurrency_key as the caller read it ('' for none)
 -- ARGV[4]  run key prefix ('{chime}:run:'; run keys share the hash tag)
 -- ARGV[5]  outbox grace (ms) for runs handed a slot
+-- ARGV[6]  start token: unique to this call ('' for none), kept in the run's `start_token`. The
+--          same call sent again (a client retrying after its connection dropped before the
+--          reply) finds the run `running` under its own token and gets {'running', attempt}
+--          again, so the start stays with the worker that made it instead of waiting for its
+--          lease to lapse. (Runs it handed a slot the first time wait in the outbox.)
 -- Returns {'running', attempt, handed...} or {'parked', 0, handed...}, where handed is
 -- {run_id, priority, ...} of waiting runs given a slot freed by a lapsed holder (to enqueue);
 -- {ERR_NOT_FOUND, 'run'} no such run; {ERR_NOT_FOUND, 'task'} no such task;
@@ -34,13 +39,17 @@ local run_key, task_key, running_key, outbox_key, sem_key, fifo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, lease_ms, ckey, run_prefix, grace_ms =
   tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local token = ARGV[6] or ''
 
-local run_status, run_id, run_attempt, run_agent =
-  unpack(redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'agent_id'))
+local run_status, run_id, run_attempt, run_agent, run_token =
+  unpack(redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'agent_id', 'start_token'))
 if not run_status then
   return {ERR_NOT_FOUND, 'run'}
 end
 if run_status ~= 'queued' then
+  if run_status == 'running' and token ~= '' and run_token == token then
+    return {'running', tonumber(run_attempt or '1')}
+  end
   if run_status ~= 'running' and run_agent then
     -- a duplicate job of a run that ended (canceled while queued): its slot is free now
     local gate = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
@@ -112,7 +121,7 @@ if g then
   redis.call('ZADD', g.starts, now, run_id .. ':' .. (run_attempt or '1'))
 end
 
-redis.call('HSET', run_key, 'status', 'running', 'started_at', now)
+redis.call('HSET', run_key, 'status', 'running', 'started_at', now, 'start_token', token)
 redis.call('HDEL', run_key, 'next_attempt_at', 'sem_handover')
 redis.call('ZREM', outbox_key, run_id)
 redis.call('ZADD', running_key, now + lease_ms, run_id)

@@ -4,11 +4,11 @@ One pass claims a batch of due tasks (``lua/claim_due.lua``: out of ``due`` into
 under a lease), reads them, plans each occurrence in Python (next time, misfire policy) and
 commits the batch in one pipeline (``lua/commit_occurrence.lua``: runs with ids derived from
 task and occurrence, next place in ``due``, claim dropped), then enqueues the queued runs on
-RQ in one transaction that also clears their outbox entries. Delayed runs (retry backoff,
-snoozed event runs) are claimed and released the same way, and queued runs whose enqueue was
-never confirmed are swept from the outbox and enqueued again. A scheduler that dies anywhere
-leaves claims that another one takes over when their lease lapses, and outbox entries that
-are enqueued again after the grace: nothing is lost and no occurrence runs twice.
+RQ. Delayed runs (retry backoff, snoozed event runs) are claimed and released the same way,
+and the outbox pass (``app/store/outbox.py``) enqueues again every queued run that no one
+owns once its deadline passed. A scheduler that dies anywhere leaves claims that another one
+takes over when their lease lapses, and outbox entries that are enqueued again after the
+grace: nothing is lost and no occurrence runs twice.
 
 Between passes the scheduler sleeps until the earliest time in any of those sets, and wakes at
 once on a message on ``keys.wake`` (published when a task becomes the earliest in ``due``), so
@@ -34,13 +34,14 @@ import redis
 from app import clock
 from app.core.errors import ChimeError, ConfigError, ScheduleError
 from app.core.schedules import parse_schedule
-from app.core.status import RUN_TERMINAL, RunStatus, ScheduleKind, TaskStatus, Trigger
+from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.task import Task
 from app.settings import Settings
 from app.store import connection, scripts, stats
 from app.store.codec import from_hash
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
+from app.store.outbox import reconcile_outbox
 from app.store.scheduling import (
     Claim,
     claim,
@@ -51,7 +52,6 @@ from app.store.scheduling import (
     plan_occurrence,
     release_claims,
     release_delayed,
-    sweep_outbox,
 )
 from app.store.tasks import TaskStore
 
@@ -70,7 +70,14 @@ _WAKE_STEP_SECONDS = 0.0002
 _RETRIES = 5
 #: the longest ``pause_reason`` the scheduler writes
 PAUSE_REASON_MAX = 500
-_SCRIPTS = ("claim_due", "commit_occurrence", "release_claims", "release_delayed", "sweep_outbox")
+_SCRIPTS = (
+    "claim_due",
+    "commit_occurrence",
+    "release_claims",
+    "release_delayed",
+    "sweep_outbox",
+    "reconcile_outbox",
+)
 #: the longest wait between two tries after an unexpected error
 _ERROR_BACKOFF_CAP_SECONDS = 30.0
 
@@ -311,27 +318,12 @@ class Scheduler:
             pipe.execute()
 
     def _sweep(self, now: int, result: PassResult) -> None:
-        run_ids = sweep_outbox(self.r, self.keys, now, self.grace_ms, self.batch)
-        if not run_ids:
-            return
-        result.more = result.more or len(run_ids) >= self.batch
-        pipe = self.r.pipeline(transaction=False)
-        for run_id in run_ids:
-            pipe.hmget(self.keys.run(run_id), "status", "priority")
-        queued: list[tuple[str, int]] = []
-        gone: list[str] = []
-        for run_id, (status, priority) in zip(run_ids, pipe.execute(), strict=True):
-            if status == RunStatus.QUEUED:
-                queued.append((run_id, int(priority or 5)))
-            elif status is None or status in RUN_TERMINAL:
-                gone.append(run_id)
-        if queued:
-            enqueue_runs(self.rq, self.keys, queued)
-            result.enqueued += len(queued)
-            result.swept += len(queued)
-            logger.warning("scheduler.outbox_enqueued_again", extra={"runs": len(queued)})
-        if gone:
-            self.r.zrem(self.keys.outbox, *gone)
+        found = reconcile_outbox(self.r, self.rq, self.keys, now, self.grace_ms, self.batch)
+        result.more = result.more or found.more
+        if found.requeued:
+            result.enqueued += len(found.requeued)
+            result.swept += len(found.requeued)
+            logger.warning("scheduler.outbox_enqueued_again", extra={"runs": len(found.requeued)})
 
     def _count(self, claimed: int, runs: Counter[str], skipped: int) -> None:
         pipe = self.r.pipeline(transaction=False)

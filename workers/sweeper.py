@@ -1,27 +1,36 @@
 """The sweep every worker runs: attempts whose lease lapsed (their worker was killed or lost)
 count as failed and are retried per their task's backoff; their concurrency slots go to the
-runs waiting for them.
+runs waiting for them. It runs the outbox pass too (``app/store/outbox.py``), so a queued run
+that no one owns is enqueued again even while no scheduler runs.
 
 A run whose last attempt was lost ends ``failed``; its RQ job is failed in RQ at once, with
 RQ's own failure record, so it leaves the started registry and gets RQ's failure TTL now rather
 than at RQ's next maintenance.
 """
 
+import logging
+
 from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 
+from app import clock
 from app.core.status import RUN_TERMINAL
 from app.settings import Settings
 from app.store import connection
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
+from app.store.outbox import reconcile_outbox
 from app.store.runs import LOST_WORKER_ERROR, recover_lapsed_runs
 from workers.runlog import log_transition
 
+logger = logging.getLogger("chime.worker")
+
 #: the longest a lost attempt waits for a sweep beyond its lease
 MAX_SWEEP_SECONDS = 15.0
+#: outbox entries judged per sweep
+OUTBOX_BATCH = 500
 
 
 class Sweeper:
@@ -37,7 +46,8 @@ class Sweeper:
         )
 
     def sweep(self) -> int:
-        """One pass; returns how many lost attempts it recorded."""
+        """One pass (lost attempts first, then the outbox); returns how many lost attempts it
+        recorded."""
         recovered = recover_lapsed_runs(self.client, self.keys, self.settings)
         handed = [pair for r in recovered for pair in r.finished.handed]
         if handed:
@@ -49,7 +59,22 @@ class Sweeper:
             )
             if r.finished.status in RUN_TERMINAL:
                 self._fail_job(r.run_id)
+        self.reconcile()
         return len(recovered)
+
+    def reconcile(self) -> int:
+        """The outbox pass: enqueue again the queued runs no one owns; returns how many."""
+        found = reconcile_outbox(
+            self.client,
+            self.rq,
+            self.keys,
+            clock.now_ms(),
+            clock.ms(self.settings.enqueue_grace_seconds),
+            OUTBOX_BATCH,
+        )
+        if found.requeued:
+            logger.warning("sweep.outbox_enqueued_again", extra={"runs": len(found.requeued)})
+        return len(found.requeued)
 
     def _fail_job(self, run_id: str) -> None:
         """The RQ job of a run that ended with its worker lost (no attempt follows): failed in

@@ -28,11 +28,12 @@ own registry maintenance runs every 10 minutes.
 
 Where a job can be stranded: between step 1 and the start script of step 2 a job id is off its
 queue and its run still ``queued``. A Redis error there puts the ids back at the head of their
-queues; only a process killed in that window (a few milliseconds) strands them: the RQ job hash
-stays with status ``queued`` in no queue and no registry, and the run stays ``queued`` (not in
-the outbox, which the enqueue cleared). Once the start script ran, the run holds a lease: a
-process killed after that is recovered like any lost attempt, its RQ execution left in the
-started registry until RQ's maintenance (or the run's next attempt) clears it.
+queues; a process killed in that window (a few milliseconds) leaves the job in no queue, but
+its run is still in the outbox (the ledger of queued runs until their start), and the outbox
+pass of any scheduler or worker enqueues it again once its deadline passed
+(``app/store/outbox.py``). Once the start script ran, the run holds a lease: a process killed
+after that is recovered like any lost attempt, its RQ execution left in the started registry
+until RQ's maintenance (or the run's next attempt) clears it.
 
 SIGTERM (or SIGINT) stops taking jobs and lets the runs in flight finish within
 ``CHIME_WORKER_SHUTDOWN_GRACE_SECONDS``; what is left then is left to its lease. A second
@@ -43,6 +44,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import random
 import resource
 import signal
@@ -96,6 +98,9 @@ RENEWED_CANCEL_REQUESTED = 2
 RENEW_CHUNK = 500
 #: how often RQ's own registry maintenance runs (RQ's default)
 MAINTENANCE_SECONDS = 600.0
+#: ``after_pop``: the process stops itself (SIGSTOP) right after it took jobs off the queues and
+#: before it starts their runs, for tests that kill a worker at that moment
+HALT_ENV = "CHIME_WORKER_TEST_HALT"
 
 
 class ChimeWorker(BaseWorker):
@@ -106,15 +111,21 @@ class ChimeWorker(BaseWorker):
         raise NotImplementedError("chime worker executes jobs itself")
 
 
+#: the longest wait between two tries after a Redis error: work resumes within about this long
+#: of Redis coming back
+BACKOFF_CAP_SECONDS = 1.0
+
+
 class Backoff:
-    """Jittered, doubling waits after errors: 0.1 s up to 10 s, reset by a success."""
+    """Jittered, doubling waits after errors: 0.1 s up to :data:`BACKOFF_CAP_SECONDS`, reset by
+    a success."""
 
     def __init__(self) -> None:
         self.delay = 0.1
 
     async def wait(self) -> None:
         await asyncio.sleep(self.delay * (0.5 + random.random() / 2))
-        self.delay = min(10.0, self.delay * 2)
+        self.delay = min(BACKOFF_CAP_SECONDS, self.delay * 2)
 
     def reset(self) -> None:
         self.delay = 0.1
@@ -313,6 +324,7 @@ class Worker:
                         await self._push_back(popped)
                         return
                 if popped:
+                    self._halt("after_pop")
                     await self._start(popped)
                 backoff.reset()
             except (redis.RedisError, OSError) as exc:
@@ -321,6 +333,11 @@ class Worker:
             except Exception as exc:
                 self._fatal(exc)
                 return
+
+    def _halt(self, point: str) -> None:
+        if os.environ.get(HALT_ENV) == point:
+            logger.warning("worker.halting", extra={"point": point})
+            os.kill(os.getpid(), signal.SIGSTOP)
 
     async def _idle(self, timeout: float | None) -> None:
         self._wake.clear()

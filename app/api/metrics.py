@@ -106,9 +106,12 @@ def render(client: "redis.Redis", keys: Keys, now_ms: int | None = None) -> str:
     _Family(lines, "chime_claims_in_flight", "gauge", "Tasks claimed by a scheduler.").sample(
         claims
     )
-    _Family(lines, "chime_outbox_runs", "gauge", "Queued runs not yet confirmed on RQ.").sample(
-        outbox
-    )
+    _Family(
+        lines,
+        "chime_queued_runs",
+        "gauge",
+        "Queued runs not yet started by a worker (on an RQ queue or about to be enqueued).",
+    ).sample(outbox)
     f = _Family(lines, "chime_queue_depth", "gauge", "Jobs waiting on each RQ priority queue.")
     for name, depth in zip(QUEUE_NAMES, depths, strict=True):
         f.sample(depth, queue=name, priority=name.removeprefix("chime-p"))
@@ -136,6 +139,11 @@ def render(client: "redis.Redis", keys: Keys, now_ms: int | None = None) -> str:
             "Runs that waited for a concurrency slot.",
         ),
         (stats.MISFIRES_SKIPPED, "chime_misfires_skipped", "Occurrences dropped as misfired."),
+        (
+            stats.RUNS_REQUEUED,
+            "chime_runs_requeued",
+            "Queued runs found on no RQ queue and enqueued again.",
+        ),
     ):
         _Family(lines, name, "counter", help_text).sample(counters.get(field, 0), "_total")
 

@@ -1,10 +1,11 @@
-"""Put queued runs on RQ, and take them off the outbox in the same transaction.
+"""Put queued runs on RQ.
 
-A run becomes ``queued`` inside a Lua script that also adds it to the outbox; this module then
-writes the RQ job (job id = run id, queue ``chime-p{priority}``) and removes the outbox entry in
-one MULTI/EXEC. A process that dies in between leaves the run in the outbox, and the scheduler's
-sweep enqueues it again; a job that did reach RQ twice is harmless because the worker only
-starts a run that is still ``queued``.
+A run becomes ``queued`` inside a Lua script that also adds it to the outbox, the ledger of
+queued runs until a worker starts them (``app/store/outbox.py``); this module then writes the
+RQ jobs (job id = run id, queue ``chime-p{priority}``) in one MULTI/EXEC and leaves the outbox
+entries alone. A process that dies in between, or a job that gets lost on the way to a worker,
+leaves the run in the outbox, and the outbox pass enqueues it again; a job that did reach RQ
+twice is harmless because the worker only starts a run that is still ``queued``.
 
 A queued job hash has no TTL (a retry or a hand-over enqueues the same job id again, so the TTL
 its previous run left is removed); it gets one when its run ends (RQ keeps finished and failed
@@ -30,8 +31,13 @@ JOB_TIMEOUT_SECONDS = int(MAX_STEPS * MAX_STEP_TIMEOUT) + 300
 RESULT_TTL_SECONDS = 24 * 3600
 
 
-def enqueue_runs(rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]) -> list[str]:
-    """Enqueue ``(run_id, priority)`` pairs; returns the run ids enqueued."""
+def enqueue_runs(
+    rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]], *, requeue: bool = False
+) -> list[str]:
+    """Enqueue ``(run_id, priority)`` pairs; returns the run ids enqueued. With ``requeue``
+    (runs the outbox pass found on no queue), the jobs also leave what RQ kept of an earlier
+    try: the queue's intermediate list (a plain RQ worker that died holding the job) and its
+    failed registry."""
     by_queue: dict[int, list[str]] = {}
     for run_id, priority in runs:
         by_queue.setdefault(int(priority), []).append(run_id)
@@ -59,8 +65,10 @@ def enqueue_runs(rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]]) -
         )
         for run_id in run_ids:
             pipe.persist(Job.key_for(run_id))
+            if requeue:
+                pipe.lrem(queue.intermediate_queue_key, 0, run_id)
+                pipe.zrem(queue.failed_job_registry.key, run_id)
         done += run_ids
-    pipe.zrem(keys.outbox, *done)
     pipe.execute()
     return done
 

@@ -14,6 +14,8 @@ P:idx:<agent|*>:<status|*>:<kind|*>   zset    task ids by created_at (ms); 8 per
                                               ZREVRANGE + ZCARD
 P:due                                 zset    active scheduled task ids by next_run_at (ms)
 P:claims                              zset    task ids claimed by a scheduler, by lease expiry
+P:claimcall:<call_id>                 list    one claim call's reply (member, token, ...), kept
+                                              for the lease so a retried call gets it back
 P:wake                                pubsub  a scheduler wake-up: payload = the new due ms
 P:cancels                             pubsub  a running run to stop: payload = the run id
 P:run:<run_id>                        hash    one run
@@ -23,8 +25,10 @@ P:delayed                             zset    pending run ids by release time (r
 P:delayed:claims                      zset    delayed run ids being released, by lease expiry
 P:running                             zset    running run ids by heartbeat lease expiry; a lapsed
                                               one is a lost worker (the run is retried)
-P:outbox                              zset    queued run ids not yet confirmed on RQ, scored by
-                                              the time after which they are enqueued again
+P:outbox                              zset    every queued run id until a worker starts it (the
+                                              ledger of queued runs), scored by the time of its
+                                              next look: then a run whose job is on no RQ queue
+                                              is enqueued again (``app/store/outbox.py``)
 P:dedupe:<agent>:<dedupe_key>         string  the run id holding the dedupe window (SET NX PX)
 P:sem:<agent>:<concurrency_key>       zset    run ids holding a slot, by lease expiry
 P:semq:<agent>:<concurrency_key>      list    run ids waiting for a slot, FIFO (RPUSH/LPOP)
@@ -93,6 +97,9 @@ class Keys:
 
     def task(self, task_id: str) -> str:
         return f"{self.p}:task:{task_id}"
+
+    def claim_call(self, call_id: str) -> str:
+        return f"{self.p}:claimcall:{call_id}"
 
     def task_runs(self, task_id: str) -> str:
         return f"{self.p}:task:{task_id}:runs"

@@ -12,6 +12,7 @@ the same script.
 """
 
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,7 +196,14 @@ def _start_call(
     sem, fifo = slot_keys(keys, run.agent_id, ckey, run.id)
     return (
         [keys.run(run.id), keys.task(run.task_id), keys.running, keys.outbox, sem, fifo],
-        [clock.now_ms(), _lease_ms(settings), ckey or "", keys.run(""), _grace_ms(settings)],
+        [
+            clock.now_ms(),
+            _lease_ms(settings),
+            ckey or "",
+            keys.run(""),
+            _grace_ms(settings),
+            uuid.uuid4().hex,
+        ],
     )
 
 

@@ -8,6 +8,7 @@ build a script call take an optional pipeline, so the scheduler sends a whole ba
 in one round trip; ``parse_*`` turn each reply into a record.
 """
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -59,7 +60,7 @@ def claim(
         raise ValueError("lease and batch size must be positive")
     source, claims = _schedule_keys(keys, schedule)
     flat = scripts.script(client, "claim_due")(
-        keys=[source, claims], args=[now_ms, lease_ms, limit]
+        keys=[source, claims, keys.claim_call(uuid.uuid4().hex)], args=[now_ms, lease_ms, limit]
     )
     return [Claim(str(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 

@@ -72,6 +72,7 @@ NAMES = (
     "pause_for",
     "pause_task",
     "pop_jobs",
+    "reconcile_outbox",
     "record_on_failure",
     "release_claims",
     "release_delayed",

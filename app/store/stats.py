@@ -17,6 +17,8 @@ retries                             attempts that failed and were parked for a r
 dedupe_suppressed                   runs ended ``deduped`` because the window was held
 concurrency_waits                   runs parked as pending for want of a concurrency slot
 misfires_skipped                    occurrences dropped by a misfire policy
+runs_requeued                       queued runs the outbox pass found owned by no one (on no
+                                    RQ queue) and enqueued again (``app/store/outbox.py``)
 duration:le:<bound> / :sum / :count run durations in seconds (``observe_duration``): the
                                     count of runs that fell in that bucket (not cumulative)
 claim_batch:le:<bound> / :sum /     tasks per scheduler claim (``observe_batch``), likewise
@@ -36,6 +38,7 @@ RETRIES = "retries"
 DEDUPE_SUPPRESSED = "dedupe_suppressed"
 CONCURRENCY_WAITS = "concurrency_waits"
 MISFIRES_SKIPPED = "misfires_skipped"
+RUNS_REQUEUED = "runs_requeued"
 DURATION = "duration"
 CLAIM_BATCH = "claim_batch"
 

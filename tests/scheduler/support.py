@@ -52,10 +52,11 @@ def settings_with(base: Settings, **kw: Any) -> Settings:
     return replace(base, **kw)
 
 
-def db_state(r: redis.Redis) -> dict[str, Any]:
-    """Every key with its type and content, to assert that a refused script changed nothing."""
+def db_state(r: redis.Redis, pattern: str = "*") -> dict[str, Any]:
+    """Every key (matching ``pattern``) with its type and content, to assert that a refused
+    script changed nothing."""
     out: dict[str, Any] = {}
-    for key in sorted(r.keys("*")):
+    for key in sorted(r.keys(pattern)):
         kind = r.type(key)
         if kind == "hash":
             out[key] = (kind, r.hgetall(key))

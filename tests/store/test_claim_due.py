@@ -3,6 +3,7 @@
 import pytest
 import redis
 
+from app.store import scripts
 from app.store.keys import Keys
 from app.store.scheduling import Claim, claim
 from tests.scheduler.support import db_state
@@ -100,3 +101,25 @@ def test_a_lease_or_batch_that_is_not_positive_is_refused(
     with pytest.raises(ValueError):
         claim(r, keys, "due", NOW, lease, limit)
     assert r.zrange(keys.due, 0, -1) == ["a"]
+
+
+def test_the_same_call_sent_again_gets_its_claims_back(r: redis.Redis, keys: Keys) -> None:
+    # the client re-sends a command whose reply a dropped connection lost: same KEYS and ARGV
+    r.zadd(keys.due, {"a": NOW - 2, "b": NOW - 1})
+    call = [keys.due, keys.claims, keys.claim_call("call-1")]
+    first = scripts.script(r, "claim_due")(keys=call, args=[NOW, LEASE, 10])
+    again = scripts.script(r, "claim_due")(keys=call, args=[NOW + 5, LEASE, 10])
+
+    assert again == first == ["a", NOW + LEASE, "b", NOW + LEASE]
+    assert 0 < r.pttl(keys.claim_call("call-1")) <= LEASE
+    assert r.zrange(keys.claims, 0, -1, withscores=True) == [("a", NOW + LEASE), ("b", NOW + LEASE)]
+    # another call claims nothing more, and an empty reply is not kept
+    assert claim(r, keys, "due", NOW + 5, LEASE, 10) == []
+    assert [k for k in r.scan_iter(f"{keys.p}:claimcall:*")] == [keys.claim_call("call-1")]
+
+
+def test_every_call_is_named_apart(r: redis.Redis, keys: Keys) -> None:
+    r.zadd(keys.due, {"a": NOW - 2, "b": NOW - 1})
+
+    assert claim(r, keys, "due", NOW, LEASE, 1) == [Claim("a", NOW + LEASE)]
+    assert claim(r, keys, "due", NOW, LEASE, 1) == [Claim("b", NOW + LEASE)]

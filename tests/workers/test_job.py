@@ -194,8 +194,9 @@ def test_no_free_slot_parks_the_run_and_the_release_enqueues_it(
     assert handed is not None and handed.status == "queued"
     assert list(holders(deps.client, deps.keys, AGENT, "k")) == [second.id]
     assert queue.job_ids == [second.id]  # enqueued by the job that freed the slot
-    assert deps.client.zscore(deps.keys.outbox, second.id) is None
+    assert deps.client.zscore(deps.keys.outbox, second.id) is not None  # queued: in the ledger
     assert run_job(second.id, deps) == "succeeded"
+    assert deps.client.zscore(deps.keys.outbox, second.id) is None
     assert holders(deps.client, deps.keys, AGENT, "k") == {}
 
 

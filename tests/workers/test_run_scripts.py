@@ -51,6 +51,26 @@ def test_start_moves_a_queued_run_to_running_with_a_lease(
     assert r.zscore(keys.outbox, run_id) is None
 
 
+def test_the_same_start_sent_again_gets_its_start_back_and_another_is_refused(
+    r: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    """A client that retries a start whose reply was lost (its connection dropped) sends the
+    very same call: it gets the run back; any other start is refused."""
+    task = store_task(r, keys, worker_task())
+    run_id = queued_run(r, keys, task)
+    sem, fifo = keys.run(run_id), keys.run(run_id)
+    call_keys = [keys.run(run_id), keys.task(task.id), keys.running, keys.outbox, sem, fifo]
+    args = [clock.now_ms(), LEASE_MS, "", keys.run(""), 30_000, "token-1"]
+    start_run_script = scripts.script(r, "start_run")
+    assert start_run_script(keys=call_keys, args=args) == ["running", 1]
+    after_first = snapshot(r)
+    assert start_run_script(keys=call_keys, args=args) == ["running", 1]
+    assert snapshot(r) == after_first
+    for other in ("token-2", ""):
+        assert start_run_script(keys=call_keys, args=[*args[:5], other]) == [-2, "running"]
+    assert snapshot(r) == after_first
+
+
 @pytest.mark.parametrize("status", ["running", "canceled", "succeeded", "pending"])
 def test_start_leaves_a_run_that_is_not_queued_alone(
     r: redis.Redis, keys: Keys, settings: Settings, status: str
