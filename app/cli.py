@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("task_id")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
+    p = tsub.add_parser(
+        "upcoming", help="the next fire times of a task, as the scheduler will fire them"
+    )
+    p.add_argument("task_id")
+    p.add_argument("--count", type=_count, default=10, help="1..100, default 10")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tasks_upcoming)
     return parser
 
 
@@ -295,6 +302,21 @@ def cmd_tasks_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_tasks_upcoming(args: argparse.Namespace, settings: Settings) -> int:
+    from app.core.upcoming import upcoming
+
+    with _client(settings) as client:
+        task = _tasks(client, settings).get(args.task_id)
+    grace = round(settings.misfire_grace_seconds * 1000)
+    items = [clock.iso(t) for t in upcoming(task, clock.now_ms(), grace, args.count)]
+    if args.json:
+        _print_json({"items": items})
+    else:
+        for item in items:
+            print(item)
+    return 0
+
+
 def cmd_tasks_pause(args: argparse.Namespace, settings: Settings) -> int:
     with _client(settings) as client:
         task = _tasks(client, settings).pause(args.task_id, None)
@@ -323,7 +345,8 @@ def cmd_tasks_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 def task_json(task: Task) -> dict[str, Any]:
     """A task as the API shows it: times in RFC 3339, internal fields left out."""
-    out = {f: getattr(task, f) for f in task.__struct_fields__ if f != "sched_version"}
+    internal = ("sched_version", "next_occurrence")
+    out = {f: getattr(task, f) for f in task.__struct_fields__ if f not in internal}
     for name in _TIME_FIELDS:
         out[name] = clock.iso(out[name])
     return out
@@ -381,6 +404,13 @@ def _positive(raw: str) -> int:
     value = _non_negative(raw)
     if not 1 <= value <= 10_000:
         raise argparse.ArgumentTypeError("must be between 1 and 10000")
+    return value
+
+
+def _count(raw: str) -> int:
+    value = _positive(raw)
+    if value > 100:
+        raise argparse.ArgumentTypeError("must be between 1 and 100")
     return value
 
 

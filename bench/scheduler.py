@@ -13,8 +13,13 @@ Runs on its own ``redis-server`` (``app.embedded_redis``), never on the machine'
    claimed part is the same; the rest lies in the future). Flat means O(log N).
 4. Lateness under 1,000 due tasks per second: 3,000 tasks due one per millisecond, with one
    scheduler process idle before; RQ ``enqueued_at`` minus due time, p50 / p99 / max.
+5. A burst with ``jitter_seconds`` 60: ``--tasks`` ``once`` tasks due at one instant, fired by
+   one scheduler process; runs created per second over the minute after that instant (min,
+   max, coefficient of variation), side by side with the same burst without jitter (its peak
+   second is the peer).
 
-Usage: ``.venv/bin/python bench/scheduler.py [--tasks 100000] [--skip-rq-scheduler]``
+Usage: ``.venv/bin/python bench/scheduler.py [--tasks 100000] [--skip-rq-scheduler]
+[--only-jitter]``
 """
 
 import argparse
@@ -30,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
-from once_tasks import create_once
+from once_tasks import create_once, once_task
 from rq import Queue
 
 from app import clock
@@ -38,6 +43,7 @@ from app.embedded_redis import EmbeddedRedis
 from app.settings import Settings
 from app.store.connection import rq_client
 from app.store.keys import Keys, queue_name
+from app.store.limits import publish_defaults
 from app.store.scheduling import claim
 from app.store.tasks import TaskStore
 
@@ -187,6 +193,66 @@ def lateness(server: EmbeddedRedis, seconds: int = 3, per_second: int = 1000) ->
     return late
 
 
+#: seconds after the burst's instant over which its runs are counted (the last holds the rest)
+WINDOW = 60
+#: one agent owns the whole burst: its limits are raised so they measure the scheduler only
+BURST_LIMITS = {
+    "CHIME_MAX_TASKS": "10000000",
+    "CHIME_MAX_RUNNING": "100000",
+    "CHIME_MAX_RUNS_PER_MINUTE": "10000000",
+}
+
+
+def burst(server: EmbeddedRedis, count: int, jitter: int) -> list[int]:
+    """``count`` once tasks due at one instant with ``jitter_seconds``, fired by one scheduler
+    process: runs created in each second after that instant."""
+    server.restart()
+    r = redis.Redis.from_url(server.url, decode_responses=True)
+    r.flushall()
+    settings = Settings.from_env({"REDIS_URL": server.url, **BURST_LIMITS})
+    publish_defaults(r, Keys(), settings)
+    store = TaskStore(r, Keys(), settings)
+    proc = spawn(server.url, **BURST_LIMITS)
+    try:
+        # a margin for the creation (at least 1,000 tasks/s) so that none is due before
+        at = (clock.now_ms() // 1000 + 10 + count // 1000) * 1000
+        for _ in range(count):
+            task = once_task(at)
+            task.jitter_seconds = jitter
+            store.create(task)
+        if clock.now_ms() >= at:
+            raise RuntimeError("creating the tasks took longer than the margin")
+        deadline = time.monotonic() + (at - clock.now_ms()) / 1000 + jitter + 300
+        keys = Keys()
+        while r.zcard(keys.due) + r.zcard(keys.claims) > 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the burst did not leave the scheduler in time")
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    created = runs_created_ms(
+        r, keys, [k.removeprefix(keys.run("")) for k in r.scan_iter(keys.run("*"))]
+    )
+    r.close()
+    per_second = [0] * WINDOW
+    for t in created:
+        per_second[min(WINDOW - 1, max(0, (t - at) // 1000))] += 1
+    return per_second
+
+
+def report_burst(count: int, per_second: list[int], peer_peak: int) -> None:
+    mean = statistics.mean(per_second)
+    cv = statistics.pstdev(per_second) / mean if mean else 0.0
+    print(
+        f"burst of {count:,} with jitter_seconds {WINDOW}: runs/s over the minute "
+        f"min {min(per_second):,} max {max(per_second):,} mean {mean:,.0f} (cv {cv:.3f}); "
+        f"peak second {max(per_second) / max(1, peer_peak):.3f}x the peak without jitter "
+        f"({peer_peak:,}/s)",
+        flush=True,
+    )
+
+
 def pct(values: Sequence[int], p: float) -> int:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
@@ -196,8 +262,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--skip-rq-scheduler", action="store_true")
+    parser.add_argument("--only-jitter", action="store_true", help="only the jitter burst (5)")
     args = parser.parse_args()
     count: int = args.tasks
+    if args.only_jitter:
+        with tempfile.TemporaryDirectory(prefix="chime-bench-") as tmp:
+            server = EmbeddedRedis(data_dir=Path(tmp))
+            server.start()
+            try:
+                jitter_bench(server, count)
+            finally:
+                server.stop()
+        return
 
     with tempfile.TemporaryDirectory(prefix="chime-bench-") as tmp:
         server = EmbeddedRedis(data_dir=Path(tmp))
@@ -244,8 +320,19 @@ def main() -> None:
                 f"p50 {pct(late, 0.5)} ms, p99 {pct(late, 0.99)} ms, max {max(late)} ms, "
                 f"mean {statistics.mean(late):.1f} ms"
             )
+            jitter_bench(server, count)
         finally:
             server.stop()
+
+
+def jitter_bench(server: EmbeddedRedis, count: int) -> None:
+    plain = burst(server, count, 0)
+    busy = sum(1 for n in plain if n)
+    print(
+        f"burst of {count:,} without jitter: peak {max(plain):,} runs/s, "
+        f"all created within {busy} s of the instant"
+    )
+    report_burst(count, burst(server, count, WINDOW), max(plain))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 -- Cancel a task for good: out of due, into the canceled indexes, and every run of it that has
 -- not started ends `canceled` (out of the delayed set, the outbox and the concurrency FIFO).
--- A running run is left to finish. A queued run that held a concurrency slot (handed over,
+-- A running run is left to finish. Each run it ends is announced on the channel named like its
+-- key (message: 'canceled'), for clients waiting on it. A queued run that held a concurrency slot (handed over,
 -- not yet started) gives it back, and the slot goes to the next waiting run at once.
 --
 -- KEYS[1]  task hash
@@ -54,6 +55,7 @@ for _, run_id in ipairs(redis.call('ZRANGE', runs_key, 0, -1)) do
     redis.call('HSET', run_key, 'status', 'canceled', 'finished_at', now,
       'error', 'task canceled')
     redis.call('HDEL', run_key, 'next_attempt_at')
+    redis.call('PUBLISH', run_key, 'canceled')
     redis.call('ZREM', delayed_key, run_id)
     redis.call('ZREM', outbox_key, run_id)
     if fifo_key ~= runs_key then

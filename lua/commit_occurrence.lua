@@ -15,7 +15,7 @@
 -- KEYS[7]  dedupe key of the task's dedupe_key (the task hash again when it has none)
 -- KEYS[8..15]   the 8 listing indexes of (agent, active, kind)
 -- KEYS[16..23]  the 8 listing indexes of (agent, completed, kind)
--- KEYS[24..]    one run hash per run in ARGV[14..], in the same order
+-- KEYS[24..]    one run hash per run in ARGV[15..], in the same order
 -- ARGV[1]  now (ms)
 -- ARGV[2]  task id
 -- ARGV[3]  claim token (the lease expiry claim_due gave)
@@ -30,7 +30,9 @@
 -- ARGV[11] run key prefix ('{chime}:run:')
 -- ARGV[12] run history cap per task
 -- ARGV[13] outbox grace (ms)
--- ARGV[14..] run_id, scheduled_for (ms) pairs: the runs of this occurrence (none when a
+-- ARGV[14] the nominal occurrence the next next_run_at fires for when jitter moved it, ''
+--          otherwise
+-- ARGV[15..] run_id, scheduled_for (ms) pairs: the runs of this occurrence (none when a
 --          misfire policy skips it)
 -- Returns {'committed', next_run_at or '', completed (0/1), run_id, status, priority, ...}
 -- with each run's status ('queued', 'deduped', or 'exists' for a run made before);
@@ -50,6 +52,7 @@ local now, task_id, token, version, occurrence, next_run_at, mode, clear_snooze,
   wake, run_prefix, cap, grace =
   ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],
   ARGV[10], ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+local next_occurrence = ARGV[14]
 
 local held = redis.call('ZSCORE', claims_key, task_id)
 if not held or tonumber(held) ~= token then
@@ -84,9 +87,9 @@ if dedupe_raw == '' then
 end
 local out = {'committed', next_run_at, 0}
 local live = false
-for i = 14, #ARGV, 2 do
+for i = 15, #ARGV, 2 do
   local run_id, scheduled_for = ARGV[i], ARGV[i + 1]
-  local run_key = KEYS[24 + (i - 14) / 2]
+  local run_key = KEYS[24 + (i - 15) / 2]
   local status = chime_create_run({
     task_id = task_id, task_key = task_key, runs_key = runs_key, run_key = run_key,
     outbox_key = outbox_key, delayed_key = delayed_key, dedupe_key = dedupe_key,
@@ -109,6 +112,10 @@ end
 
 if clear_snooze == '1' then
   redis.call('HDEL', task_key, 'snoozed_until', 'snooze_reason')
+end
+redis.call('HDEL', task_key, 'next_occurrence')
+if next_occurrence ~= '' then
+  redis.call('HSET', task_key, 'next_occurrence', next_occurrence)
 end
 if next_run_at ~= '' then
   redis.call('HSET', task_key, 'next_run_at', next_run_at)

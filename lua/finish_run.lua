@@ -2,8 +2,10 @@
 -- retry (in the delayed set at its backoff time, attempt + 1) while attempts are left and the
 -- task is not canceled, else `failed` (`canceled` when the task was canceled meanwhile). The
 -- run's concurrency slot and its agent's slot (includes/agent_gate.lua) are released and
--- handed to waiting runs. A `once` task whose
--- scheduled run ended becomes `completed` here, in the same step.
+-- handed to waiting runs. A `once` task whose scheduled run ended becomes `completed` here, in
+-- the same step. A failed attempt of a run whose cancel was requested (POST /runs/{id}/cancel)
+-- ends `canceled`, never retried. A run that ends (not a retry) is announced on the channel
+-- named like its key, its status the message.
 -- Also used to recover an attempt whose worker died: ARGV[12] = '1' requires that its
 -- heartbeat lease lapsed.
 --
@@ -30,7 +32,8 @@
 -- ARGV[12] '1': only if the run's heartbeat lease lapsed (recovery), else '0'
 -- ARGV[13] wake channel: a retry that becomes the earliest delayed run wakes the schedulers
 -- Returns {status, completed (0/1), handed...} with the run's new status and {run_id,
--- priority, ...} of waiting runs handed the freed slot (to enqueue);
+-- priority, ...} of waiting runs handed the freed slot, and of a run buffered behind this one
+-- (overlap_policy buffer_one) that goes now (to enqueue);
 -- {ERR_NOT_FOUND, 'run'} no such run; {ERR_STALE, '<status>:<attempt>'} the attempt is not
 -- running any more;
 -- {ERR_STALE, 'alive'} recovery of a run whose lease has not lapsed;
@@ -40,6 +43,7 @@
 -- @include "includes/errors.lua"
 -- @include "includes/semaphore.lua"
 -- @include "includes/agent_gate.lua"
+-- @include "includes/overlap.lua"
 
 local run_key, task_key, running_key, delayed_key, outbox_key, sem_key, fifo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -49,9 +53,9 @@ local now, attempt, outcome, steps, err, retry_at, ckey, task_status_read, lease
   tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11]), ARGV[12]
 local wake = ARGV[13]
 
-local run_status, run_attempt, run_id, max_attempts, trigger, run_ckey, run_agent =
-  unpack(redis.call('HMGET', run_key, 'status', 'attempt', 'id', 'max_attempts', 'trigger',
-    'concurrency_key', 'agent_id'))
+local run_status, run_attempt, run_id, max_attempts, trigger, run_ckey, run_agent,
+  cancel_requested = unpack(redis.call('HMGET', run_key, 'status', 'attempt', 'id',
+    'max_attempts', 'trigger', 'concurrency_key', 'agent_id', 'cancel_requested'))
 if not run_status then
   return {ERR_NOT_FOUND, 'run'}
 end
@@ -73,6 +77,8 @@ local task_id, task_status, kind, task_limit, created_at = unpack(redis.call(
 local status
 if outcome == 'succeeded' then
   status = 'succeeded'
+elseif cancel_requested then
+  status = 'canceled'
 elseif tonumber(attempt) < tonumber(max_attempts or '1') and task_status
   and task_status ~= 'canceled'
 then
@@ -103,6 +109,7 @@ if status == 'pending' then
 else
   redis.call('HSET', run_key, 'status', status, 'finished_at', now)
   redis.call('HDEL', run_key, 'next_attempt_at')
+  redis.call('PUBLISH', run_key, status)
   if err ~= '' then
     redis.call('HSET', run_key, 'error', err)
   else
@@ -124,6 +131,13 @@ if run_agent then
   local g = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
   chime_agent_release(g, run_id)
   for _, v in ipairs(chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix)) do
+    handed[#handed + 1] = v
+  end
+end
+
+if status ~= 'pending' and task_id then
+  -- a run buffered behind this one (overlap_policy buffer_one) goes now
+  for _, v in ipairs(chime_overlap_release(task_key, run_prefix, outbox_key, now, grace_ms)) do
     handed[#handed + 1] = v
   end
 end

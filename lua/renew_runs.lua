@@ -9,9 +9,10 @@
 -- ARGV[2]      lease (ms)
 -- ARGV[2i+1]   attempt i's run id
 -- ARGV[2i+2]   the attempt number the caller runs (fence)
--- Returns {r1, ..., rn}: 1 when attempt i was renewed; 0 when it no longer runs (it finished,
--- or its lease lapsed so it counts as lost and is retried elsewhere): the caller should stop
--- its steps. Nothing is written for an attempt that answers 0.
+-- Returns {r1, ..., rn}: 1 when attempt i was renewed; 2 when it was renewed and its run's
+-- cancel was requested (the caller aborts it, as the cancel channel says); 0 when it no longer
+-- runs (it finished, or its lease lapsed so it counts as lost and is retried elsewhere): the
+-- caller should stop its steps. Nothing is written for an attempt that answers 0.
 
 local running_key = KEYS[1]
 local base = string.sub(running_key, 1, #running_key - #'running')
@@ -21,7 +22,7 @@ local out = {}
 for i = 1, (#KEYS - 1) / 2 do
   local run_key, sem_key = KEYS[2 * i], KEYS[2 * i + 1]
   local run_id, attempt = ARGV[2 * i + 1], ARGV[2 * i + 2]
-  local run = redis.call('HMGET', run_key, 'status', 'attempt', 'agent_id')
+  local run = redis.call('HMGET', run_key, 'status', 'attempt', 'agent_id', 'cancel_requested')
   local expiry = tonumber(redis.call('ZSCORE', running_key, run_id) or '0')
   if run[1] ~= 'running' or run[2] ~= attempt or expiry <= now then
     out[i] = 0
@@ -33,7 +34,7 @@ for i = 1, (#KEYS - 1) / 2 do
     if run[3] then
       redis.call('ZADD', base .. 'aslots:' .. run[3], 'XX', now + lease_ms, run_id)
     end
-    out[i] = 1
+    out[i] = run[4] and 2 or 1
   end
 end
 return out

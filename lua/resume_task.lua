@@ -12,6 +12,7 @@
 -- ARGV[4]  next_run_at (ms), or '' for none (an event task, or a used-up schedule)
 -- ARGV[5]  new status: 'active' or 'completed'
 -- ARGV[6]  wake channel
+-- ARGV[7]  the nominal occurrence next_run_at fires for when jitter moved it, '' otherwise
 -- Returns {'ok'}; {ERR_NOT_FOUND, 'task'} no such task; {ERR_CONFLICT, status} not paused;
 -- {ERR_STALE, ...} stale snapshot.
 
@@ -20,7 +21,7 @@
 
 local task_key, due_key = KEYS[1], KEYS[2]
 local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
-local next_run_at, new_status, wake = ARGV[4], ARGV[5], ARGV[6]
+local next_run_at, new_status, wake, next_occurrence = ARGV[4], ARGV[5], ARGV[6], ARGV[7] or ''
 
 local err = chime_check_snapshot(task_key, expected_status, expected_version)
 if err then
@@ -34,8 +35,12 @@ redis.call('HSET', task_key, 'status', new_status, 'updated_at', now)
 redis.call('HDEL', task_key, 'pause_reason')
 redis.call('HINCRBY', task_key, 'sched_version', 1)
 chime_move_indexes(task_key, task_id)
+redis.call('HDEL', task_key, 'next_occurrence')
 if next_run_at ~= '' and new_status == 'active' then
   redis.call('HSET', task_key, 'next_run_at', next_run_at)
+  if next_occurrence ~= '' then
+    redis.call('HSET', task_key, 'next_occurrence', next_occurrence)
+  end
   chime_set_due(due_key, wake, task_id, next_run_at)
 end
 return {'ok'}

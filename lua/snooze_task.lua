@@ -40,6 +40,8 @@ else
 end
 redis.call('HINCRBY', task_key, 'sched_version', 1)
 if t[2] then
+  -- the snoozed occurrence fires exactly then: no jitter's nominal occurrence applies
+  redis.call('HDEL', task_key, 'next_occurrence')
   redis.call('HSET', task_key, 'next_run_at', until_ms)
   chime_set_due(due_key, wake, task_id, until_ms)
 end

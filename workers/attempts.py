@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 import redis
 import redis.asyncio
 
@@ -36,7 +37,7 @@ from app.core.pipeline import load_pipeline, secret_names
 from app.core.status import RunStatus, TaskStatus
 from app.core.task import Run, Task
 from app.settings import Settings
-from app.store import connection, stats
+from app.store import connection, scripts, stats
 from app.store.enqueue import enqueue_runs
 from app.store.events import emit_event
 from app.store.keys import Keys
@@ -124,6 +125,8 @@ class Attempt:
     concurrency_key: str | None
     #: set when the attempt's lease was lost: the steps left are skipped
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set when the run's cancel was requested: the step in flight is aborted
+    canceled: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -224,10 +227,54 @@ async def execute_attempt(rt: Runtime, attempt: Attempt) -> PipelineResult:
             policy=rt.policy,
             stop=attempt.lost,
             credentials=credentials,
+            cancel=attempt.canceled,
         )
     except Exception as exc:
         logger.exception("run.crashed", extra={"run_id": run.id})
         return PipelineResult(succeeded=False, steps=[], error=f"{type(exc).__name__}: {exc}")
+
+
+async def run_on_failure(rt: Runtime, attempt: Attempt, result: PipelineResult) -> None:
+    """Run the pipeline's ``on_failure`` steps once, after the run's last attempt failed, with
+    ``run.error`` and ``run.failed_step`` to read, and keep their records in the run's
+    ``on_failure_steps``. They change neither the run's status nor its retries; a failure in
+    them is only recorded."""
+    run, task = attempt.run, attempt.task
+    if task is None or not task.payload.get("on_failure"):
+        return
+    try:
+        pipeline = load_pipeline(task.payload)
+        failed = next((s.get("name") for s in result.steps if s.get("status") == "failed"), None)
+        credentials = await load_credentials(
+            rt.client,
+            rt.keys,
+            rt.settings,
+            run.agent_id,
+            [name for _, name in secret_names(task.payload)],
+            signing=any(s.action == "http.request" for s in pipeline.on_failure),
+        )
+        done = await run_pipeline(
+            msgspec.structs.replace(pipeline, steps=pipeline.on_failure, on_failure=[]),
+            task,
+            run,
+            rt.settings,
+            attempt=attempt.attempt,
+            emit=(rt.deps.emitter or store_emitter)(rt, run),
+            http=rt.http,
+            policy=rt.policy,
+            credentials=credentials,
+            run_extra={"error": result.error, "failed_step": failed},
+        )
+        records = msgspec.json.encode(done.steps).decode()
+        await scripts.script(rt.client, "record_on_failure")(
+            keys=[rt.keys.run(run.id)], args=[records]
+        )
+        extra = {"task_id": run.task_id, "run_id": run.id, "succeeded": done.succeeded}
+        logger.info(
+            "run.on_failure", extra={**extra, **({"error": done.error} if done.error else {})}
+        )
+    except (redis.RedisError, OSError, PipelineError, ValueError) as exc:
+        logger.warning("run.on_failure_failed", extra={"run_id": run.id, "error": str(exc)})
 
 
 async def record_attempts(

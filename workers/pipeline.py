@@ -16,8 +16,10 @@ before it is kept or offered to later steps' templates, so no value reaches the 
 """
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,8 @@ from workers.egress import EgressPolicy
 #: a step's output is kept up to this size once serialized (JSON); longer ones are cut
 MAX_OUTPUT_BYTES = 64 * 1024
 MAX_ERROR_CHARS = 4000
+#: the error of a step aborted (or skipped) because the run's cancel was requested
+CANCELED = "canceled by request"
 #: params or earlier outputs larger than this (JSON bytes) are rendered on a thread
 INLINE_RENDER_BYTES = 64 * 1024
 
@@ -78,12 +82,16 @@ async def run_pipeline(
     policy: EgressPolicy | None = None,
     stop: asyncio.Event | None = None,
     credentials: Credentials | None = None,
+    cancel: asyncio.Event | None = None,
+    run_extra: dict[str, Any] | None = None,
 ) -> PipelineResult:
-    """Execute every step; ``stop`` (set when the attempt lost its lease) skips the rest."""
+    """Execute every step; ``stop`` (set when the attempt lost its lease) skips the rest;
+    ``cancel`` (set when the run's cancel was requested) aborts the step in flight too."""
     number = attempt or run.attempt
     creds = credentials or Credentials()
     mask = Masker(creds.secrets.values())
     context = template_context(task, run, number, creds.secrets)
+    context["run"].update(run_extra or {})
     large = len(msgspec.json.encode(task.payload)) > INLINE_RENDER_BYTES
     records: list[dict[str, Any]] = []
     error: str | None = None
@@ -96,6 +104,10 @@ async def run_pipeline(
         if stop is not None and stop.is_set():
             record["status"] = "skipped"
             error = "attempt stopped: its heartbeat lease was lost"
+            continue
+        if cancel is not None and cancel.is_set():
+            record["status"] = "skipped"
+            error = CANCELED
             continue
         ctx = StepContext(
             task=task,
@@ -110,7 +122,9 @@ async def run_pipeline(
             signing_error=creds.signing_error,
             mask=mask,
         )
-        output, step_error, kept = await _run_step(step, context, ctx, large, creds.unavailable)
+        output, step_error, kept = await _run_step(
+            step, context, ctx, large, creds.unavailable, cancel
+        )
         duration_ms = clock.ms(time.monotonic() - ctx.started)
         started_ms = clock.now_ms() - duration_ms
         record.update(
@@ -136,13 +150,14 @@ async def _run_step(
     ctx: StepContext,
     large: bool,
     unavailable: dict[str, str],
+    cancel: asyncio.Event | None = None,
 ) -> tuple[Any, str | None, dict[str, Any] | None]:
     """(output, error, the output as stored) of one step, secrets masked; the step's clock
     starts before its params are rendered, as the step's ``started_at`` says."""
     for _, name in secret_refs(step.params, "params") if unavailable else ():
         if name in unavailable:
             return None, f"secret {name}: {unavailable[name]}", None
-    output, error = await _execute(step, context, ctx, large)
+    output, error = await _execute(step, context, ctx, large, cancel)
     if ctx.mask:
         output = ctx.mask(output)
         error = None if error is None else ctx.mask.text(error)
@@ -151,7 +166,11 @@ async def _run_step(
 
 
 async def _execute(
-    step: Step, context: dict[str, Any], ctx: StepContext, large: bool
+    step: Step,
+    context: dict[str, Any],
+    ctx: StepContext,
+    large: bool,
+    cancel: asyncio.Event | None = None,
 ) -> tuple[Any, str | None]:
     try:
         if large:
@@ -164,14 +183,43 @@ async def _execute(
     error: str | None = None
     try:
         async with asyncio.timeout(ctx.remaining()):
-            output = await call_action(step.action, typed, ctx)
+            output = await _unless_canceled(call_action(step.action, typed, ctx), cancel)
     except TimeoutError:
         return None, f"timed out after {ctx.timeout:g}s"
+    except _Canceled:
+        return None, CANCELED
     except StepFailed as exc:
         output, error = exc.output, str(exc)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
     return output, error
+
+
+class _Canceled(Exception):
+    """The run's cancel was requested while its step ran: the step was aborted."""
+
+
+async def _unless_canceled(action: Coroutine[Any, Any, Any], cancel: asyncio.Event | None) -> Any:
+    """The action's result, or :class:`_Canceled` as soon as ``cancel`` is set: the action is
+    cancelled then (an HTTP request in flight is cut, a sleep ends)."""
+    if cancel is None:
+        return await action
+    if cancel.is_set():
+        action.close()
+        raise _Canceled
+    work = asyncio.ensure_future(action)
+    canceled = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({work, canceled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        canceled.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+    if work.cancelled():
+        raise _Canceled
+    return work.result()
 
 
 class _BadParams(Exception):

@@ -41,6 +41,7 @@ signal stops at once. Redis errors never end the worker: each loop logs, backs o
 """
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -81,6 +82,7 @@ from workers.attempts import (
     execute_attempt,
     open_runtime,
     record_attempts,
+    run_on_failure,
     start_attempts,
 )
 from workers.pipeline import PipelineResult
@@ -90,6 +92,8 @@ logger = logging.getLogger("chime.worker")
 
 #: how long an idle worker blocks on the queues before it looks up again (seconds)
 BLOCK_SECONDS = 1
+#: what ``renew_runs`` answers for an attempt renewed whose run's cancel was requested
+RENEWED_CANCEL_REQUESTED = 2
 #: attempts renewed per script call (one pipeline holds as many calls as needed)
 RENEW_CHUNK = 500
 #: how often RQ's own registry maintenance runs (RQ's default)
@@ -133,6 +137,8 @@ class Flight:
 
     attempt: Attempt
     execution: rqstate.Execution
+    #: the run's status once the attempt was recorded
+    status: str | None = None
 
 
 class Worker:
@@ -168,6 +174,9 @@ class Worker:
         self._wake = asyncio.Event()
         #: set on a second stop signal or a fatal error
         self._force = asyncio.Event()
+        #: runs named on the cancel channel that were not in flight here (the last few): a
+        #: cancel that arrives while a run is being started is applied once it is in flight
+        self._cancels_seen: collections.deque[str] = collections.deque(maxlen=1000)
 
     # -- the process ---------------------------------------------------------------------
 
@@ -203,6 +212,7 @@ class Worker:
                     asyncio.create_task(self._heartbeats()),
                     asyncio.create_task(self._sweeps()),
                     asyncio.create_task(self._maintenance()),
+                    asyncio.create_task(self._cancels()),
                     asyncio.create_task(self._agent_lines()),
                 ]
                 try:
@@ -402,6 +412,8 @@ class Worker:
             logger.warning("worker.rq_records_failed", extra={"error": str(exc)})
         for flight in flights:
             self.flights[flight.execution.job.id] = flight
+            if flight.attempt.run.id in self._cancels_seen:
+                flight.attempt.canceled.set()
             task = asyncio.create_task(self._fly(flight))
             self._tasks.add(task)
             task.add_done_callback(self._landed)
@@ -429,6 +441,9 @@ class Worker:
         if self._recording is None or self._recording.done():
             self._recording = asyncio.create_task(self._record())
         await done
+        if flight.status == "failed":
+            # the last attempt failed: the pipeline's on_failure steps, once, on this slot
+            await run_on_failure(self.rt, flight.attempt, result)
 
     def _landed(self, task: "asyncio.Task[None]") -> None:
         self._tasks.discard(task)
@@ -462,6 +477,7 @@ class Worker:
         statuses = await record_attempts(self.rt, [(f.attempt, r) for f, r, _ in batch])
         ended: list[tuple[rqstate.Execution, str | None]] = []
         for (flight, _, _), status in zip(batch, statuses, strict=True):
+            flight.status = status if isinstance(status, str) else None
             error = None
             if isinstance(status, BaseException):
                 error = "".join(traceback.format_exception(status))
@@ -516,6 +532,9 @@ class Worker:
                 raise reply
         renewed = [int(x) for reply in replies[:chunks] for x in reply]
         for flight, alive in zip(flights, renewed, strict=False):
+            if alive == RENEWED_CANCEL_REQUESTED:
+                # the cancel message was missed (a reconnect): the renewal says it too
+                self.cancel(flight.attempt.run.id)
             recorded = self.flights.get(flight.execution.job.id) is not flight
             if not alive and not recorded and not flight.attempt.lost.is_set():
                 flight.attempt.lost.set()
@@ -528,6 +547,35 @@ class Worker:
             self.suspended = suspended
             logger.info("worker.suspended" if suspended else "worker.resumed")
             self._wake.set()
+
+    async def _cancels(self) -> None:
+        """Stop the runs whose cancel is requested: each message on the cancel channel names
+        one; a run of this worker has its step in flight aborted (``Attempt.canceled``)."""
+        backoff = Backoff()
+        client = connection.async_client(self.settings.redis_url, socket_timeout=None)
+        try:
+            while True:
+                try:
+                    async with client.pubsub() as pubsub:
+                        await pubsub.subscribe(self.keys.cancels)
+                        backoff.reset()
+                        async for message in pubsub.listen():
+                            if message.get("type") == "message":
+                                self.cancel(str(message["data"]))
+                except (redis.RedisError, OSError) as exc:
+                    logger.warning("worker.cancels_failed", extra={"error": str(exc)})
+                    await backoff.wait()
+        finally:
+            await client.aclose()
+
+    def cancel(self, run_id: str) -> None:
+        """Abort the run's step in flight, if this worker runs it (the job id is the run id)."""
+        flight = self.flights.get(run_id)
+        if flight is None:
+            self._cancels_seen.append(run_id)
+        elif not flight.attempt.canceled.is_set():
+            flight.attempt.canceled.set()
+            logger.info("run.cancel_requested", extra={"run_id": run_id})
 
     def _register_again(self) -> None:
         worker = self.rq_worker

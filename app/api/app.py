@@ -12,12 +12,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from app.api.agents import AgentController, AgentMeController
+from app.api.backfill import BackfillController
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.events import EventController
 from app.api.health import HealthController
 from app.api.metrics import metrics
 from app.api.openapi import finish
-from app.api.runs import RunController
+from app.api.runs import RunController, close_run_waiter
+from app.api.schedules import PreviewController, UpcomingController
 from app.api.secrets import SecretController
 from app.api.signing import SigningKeyController
 from app.api.tasks import TaskController
@@ -45,13 +47,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         {"settings": settings, "chime_keys": Keys(settings.key_prefix), "redis": client, "rq": rq}
     )
 
-    def close_clients() -> None:
+    async def close_clients(app: Litestar) -> None:
         client.close()
         rq.close()
+        await close_run_waiter(app.state)
 
     app = Litestar(
         route_handlers=[
             TaskController,
+            UpcomingController,
+            PreviewController,
+            BackfillController,
             RunController,
             EventController,
             AgentController,

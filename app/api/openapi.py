@@ -22,16 +22,18 @@ from litestar._openapi.plugin import OpenAPIPlugin  # the one way to the cached 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from app.api.schemas import BadRequest, Conflict, Error, LimitReached
 from app.core.actions import ACTION_PARAMS
 from app.core.errors import ValidationError
-from app.core.pipeline import DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT, MAX_STEPS
+from app.core.pipeline import DEFAULT_STEP_TIMEOUT, MAX_ON_FAILURE, MAX_STEP_TIMEOUT, MAX_STEPS
 from app.core.status import ScheduleKind
 from app.core.taskspec import EXAMPLES, SCHEDULE_EXPR, TaskSpec
 
 _OPT_KEY = "chime_answers"
+#: the component of ``POST /schedules/preview``'s body, documented like a task's schedule
+PREVIEW = "SchedulePreview"
 _PATH_PARAM = re.compile(r"\{(\w+):\w+\}")
 _REF = "#/components/schemas/{name}"
 
@@ -45,7 +47,10 @@ ERRORS: Mapping[int, tuple[str, type[msgspec.Struct]]] = {
     401: ("no usable bearer token (missing, unknown or revoked)", Error),
     403: ("the token may not do this", Error),
     404: ("no such resource, or one that belongs to another agent", Error),
-    409: ("the task's status forbids this change; `extra.status` is that status", Conflict),
+    409: (
+        "the task's (or the run's) status forbids this change; `extra.status` is that status",
+        Conflict,
+    ),
     413: ("the body is over CHIME_MAX_BODY_BYTES", Error),
     429: (
         "a limit of the agent is reached: `detail` names it (`max_tasks`), `extra` gives "
@@ -119,6 +124,7 @@ def finish(app: Litestar) -> dict[str, Any]:
     _, components = msgspec.json.schema_components(types, ref_template=_REF)
     _document_pipeline(components)
     _document_tasks(components)
+    _document_previews(components)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(components)
     for path, method, ans in operations:
@@ -311,8 +317,26 @@ def _pipeline_types() -> list[Any]:
                         description="run in order; the first failing step fails the attempt",
                     ),
                 ],
-            )
+            ),
+            (
+                "on_failure",
+                Annotated[
+                    list[step],  # type: ignore[valid-type]
+                    Meta(
+                        min_length=1,
+                        max_length=MAX_ON_FAILURE,
+                        description=(
+                            "run once after the last attempt of a run failed, in order; they "
+                            "may also read {{ run.error }} and {{ run.failed_step }}; their "
+                            "records go in the run's on_failure_steps"
+                        ),
+                    ),
+                ]
+                | UnsetType,
+                UNSET,
+            ),
         ],
+        kw_only=True,
         forbid_unknown_fields=True,
     )
     return [pipeline, *steps]
@@ -340,12 +364,34 @@ def _document_tasks(components: dict[str, Any]) -> None:
     the payload of every task schema is the pipeline."""
     base = components.pop(TaskSpec.__name__)
     base["properties"]["payload"] = _ref("Pipeline")
+    components["TaskCreate"] = _by_schedule_kind(
+        components, base, "TaskCreate", "Task", "A new task", lambda kind: [EXAMPLES[kind]]
+    )
+    for name in ("TaskChanges", "TaskOut"):
+        if name in components:
+            components[name]["properties"]["payload"] = _ref("Pipeline")
+    out = components.get("TaskOut")
+    if out is not None:
+        # a response always holds every field, defaults filled in
+        out["required"] = sorted(out["properties"])
+
+
+def _by_schedule_kind(
+    components: dict[str, Any],
+    base: dict[str, Any],
+    title: str,
+    suffix: str,
+    what: str,
+    examples: Any,
+) -> dict[str, Any]:
+    """``base`` as one variant per schedule kind (``CronTask``...), each saying what its
+    schedule_expr is; returns the union, discriminated on schedule_kind."""
     mapping = {}
     for kind in ScheduleKind:
         variant = copy.deepcopy(base)
-        name = f"{kind.value.capitalize()}Task"
+        name = f"{kind.value.capitalize()}{suffix}"
         variant["title"] = name
-        variant["description"] = f"A task of schedule_kind {kind.value}."
+        variant["description"] = f"{what} of schedule_kind {kind.value}."
         props = variant["properties"]
         props["schedule_kind"] = {"type": "string", "enum": [kind.value]}
         expr = msgspec.json.schema(Annotated[str, SCHEDULE_EXPR[kind]])
@@ -354,19 +400,27 @@ def _document_tasks(components: dict[str, Any]) -> None:
         else:
             props["schedule_expr"] = expr
             variant["required"] = sorted({*variant["required"], "schedule_expr"})
-        variant["examples"] = [EXAMPLES[kind]]
+        variant["examples"] = examples(kind)
         components[name] = variant
         mapping[kind.value] = _REF.format(name=name)
-    components["TaskCreate"] = {
-        "title": "TaskCreate",
-        "description": "A new task; schedule_kind says which variant applies.",
+    return {
+        "title": title,
+        "description": f"{what}; schedule_kind says which variant applies.",
         "oneOf": [{"$ref": ref} for ref in mapping.values()],
         "discriminator": {"propertyName": "schedule_kind", "mapping": mapping},
     }
-    for name in ("TaskChanges", "TaskOut"):
-        if name in components:
-            components[name]["properties"]["payload"] = _ref("Pipeline")
-    out = components.get("TaskOut")
-    if out is not None:
-        # a response always holds every field, defaults filled in
-        out["required"] = sorted(out["properties"])
+
+
+def _document_previews(components: dict[str, Any]) -> None:
+    """``SchedulePreview``: one variant per schedule kind, as a task's schedule fields."""
+    base = components.get(PREVIEW)
+    if base is None:
+        return
+    fields = ("schedule_kind", "schedule_expr", "timezone")
+
+    def examples(kind: ScheduleKind) -> list[dict[str, Any]]:
+        return [{k: v for k, v in EXAMPLES[kind].items() if k in fields} | {"count": 5}]
+
+    components[PREVIEW] = _by_schedule_kind(
+        components, base, PREVIEW, "Preview", "A schedule to preview", examples
+    )

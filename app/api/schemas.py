@@ -138,6 +138,10 @@ class RunOut(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     error: str | None
     steps: list[dict[str, Any]]
     event: dict[str, Any] | None
+    on_failure_steps: Annotated[
+        list[dict[str, Any]] | None,
+        Meta(description="records of payload.on_failure steps, once run after the last attempt"),
+    ]
 
 
 class TaskPage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -316,6 +320,7 @@ def run_out(run: Run) -> RunOut:
         error=run.error,
         steps=run.steps,
         event=run.event,
+        on_failure_steps=run.on_failure_steps,
     )
 
 

@@ -45,8 +45,8 @@ class NotFound(ChimeError):
 class Conflict(ChimeError):
     """A state transition that the current status forbids."""
 
-    def __init__(self, action: str, status: str) -> None:
-        super().__init__(f"cannot {action} a task that is {status}")
+    def __init__(self, action: str, status: str, what: str = "task") -> None:
+        super().__init__(f"cannot {action} a {what} that is {status}")
         self.action = action
         self.status = status
 

@@ -8,7 +8,10 @@ create time, never a failure at run time. Limits:
 - ``action`` is a key of ``ACTION_PARAMS``; ``params`` (default ``{}``) must fit its struct;
 - ``timeout_seconds`` defaults to 30 and must be in (0, 3600];
 - ``params`` nest at most 32 levels (the params object is level 1);
-- templates name a known root, and ``steps.NAME`` an EARLIER step.
+- templates name a known root, and ``steps.NAME`` an EARLIER step;
+- ``on_failure`` (optional): 1..10 steps run once after the last attempt of a run failed; their
+  names are unique with the steps', their templates may also read ``run.error`` and
+  ``run.failed_step``, and ``steps.NAME`` an earlier ``on_failure`` step.
 
 Which secrets a pipeline reads (``{{ secrets.NAME }}``) is :func:`secret_names`; that they exist
 is the store's to check, since it depends on the agent.
@@ -22,9 +25,10 @@ import msgspec
 from app.core import wholenumbers
 from app.core.actions import ACTION_PARAMS, ActionParams
 from app.core.errors import PipelineError
-from app.core.templating import check_value, secret_refs
+from app.core.templating import ON_FAILURE_RUN_FIELDS, check_value, secret_refs
 
 MAX_STEPS = 50
+MAX_ON_FAILURE = 10
 #: how deep params may nest (objects and lists), the params object being level 1
 MAX_PARAMS_DEPTH = 32
 DEFAULT_STEP_TIMEOUT = 30.0
@@ -43,8 +47,10 @@ class Step(msgspec.Struct, kw_only=True):
     timeout_seconds: float = DEFAULT_STEP_TIMEOUT
 
 
-class Pipeline(msgspec.Struct, kw_only=True):
+class Pipeline(msgspec.Struct, kw_only=True, omit_defaults=True):
     steps: list[Step]
+    #: run once after the last attempt of a run failed (left out of the payload when none)
+    on_failure: list[Step] = []
 
     @property
     def max_seconds(self) -> float:
@@ -57,8 +63,10 @@ def parse_pipeline(payload: object) -> Pipeline:
     if not isinstance(payload, dict):
         raise PipelineError("payload", "must be an object with a steps list")
     for key in payload:
-        if key != "steps":
-            raise PipelineError(f"payload.{key}", "unknown field (a pipeline has only steps)")
+        if key not in ("steps", "on_failure"):
+            raise PipelineError(
+                f"payload.{key}", "unknown field (a pipeline has steps and on_failure)"
+            )
     steps = payload.get("steps")
     if not isinstance(steps, list):
         raise PipelineError("payload.steps", "required: a list of 1..50 steps")
@@ -70,7 +78,24 @@ def parse_pipeline(payload: object) -> Pipeline:
         step = _parse_step(raw, f"payload.steps[{i}]", frozenset(seen))
         seen.add(step.name)
         parsed.append(step)
-    return Pipeline(steps=parsed)
+    if "on_failure" not in payload:
+        return Pipeline(steps=parsed)
+    return Pipeline(steps=parsed, on_failure=_parse_on_failure(payload["on_failure"], seen))
+
+
+def _parse_on_failure(steps: object, names: set[str]) -> list[Step]:
+    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_ON_FAILURE:
+        raise PipelineError("payload.on_failure", f"must be a list of 1..{MAX_ON_FAILURE} steps")
+    parsed: list[Step] = []
+    earlier: set[str] = set()
+    for i, raw in enumerate(steps):
+        path = f"payload.on_failure[{i}]"
+        if isinstance(raw, dict) and isinstance(raw.get("name"), str) and raw["name"] in names:
+            raise PipelineError(f"{path}.name", f"duplicate step name {raw['name']!r}")
+        step = _parse_step(raw, path, frozenset(earlier), ON_FAILURE_RUN_FIELDS)
+        earlier.add(step.name)
+        parsed.append(step)
+    return parsed
 
 
 def pipeline_payload(pipeline: Pipeline) -> dict[str, Any]:
@@ -96,7 +121,12 @@ def parse_params(action: str, params: dict[str, Any], path: str) -> ActionParams
         raise PipelineError(path + field, reason) from None
 
 
-def _parse_step(raw: object, path: str, earlier: frozenset[str]) -> Step:
+def _parse_step(
+    raw: object,
+    path: str,
+    earlier: frozenset[str],
+    more_run_fields: frozenset[str] = frozenset(),
+) -> Step:
     if not isinstance(raw, dict):
         raise PipelineError(path, "must be an object with name, action and params")
     for key in raw:
@@ -122,7 +152,7 @@ def _parse_step(raw: object, path: str, earlier: frozenset[str]) -> Step:
     if not isinstance(params, dict):
         raise PipelineError(f"{path}.params", "must be an object")
     check_depth(params, f"{path}.params")
-    check_value(params, earlier, f"{path}.params")
+    check_value(params, earlier, f"{path}.params", more_run_fields)
     typed = parse_params(action, params, f"{path}.params")
     try:
         typed.check_timeout(float(timeout))
@@ -153,9 +183,10 @@ def secret_names(payload: dict[str, Any]) -> list[tuple[str, str]]:
     """``(field, NAME)`` of every ``{{ secrets.NAME }}`` in a stored or parsed payload's params,
     in order; ``field`` is the dotted path a 400 names."""
     refs: list[tuple[str, str]] = []
-    for i, step in enumerate(payload.get("steps") or []):
-        if isinstance(step, dict):
-            refs += secret_refs(step.get("params") or {}, f"payload.steps[{i}].params")
+    for part in ("steps", "on_failure"):
+        for i, step in enumerate(payload.get(part) or []):
+            if isinstance(step, dict):
+                refs += secret_refs(step.get("params") or {}, f"payload.{part}[{i}].params")
     return refs
 
 

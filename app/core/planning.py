@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app import clock
+from app.core.jitter import fire_at, nominal, placed
 from app.core.schedules import Budget, Schedule, parse_schedule
 from app.core.status import MisfirePolicy, ScheduleKind, TaskStatus
 from app.core.task import Task
@@ -53,7 +54,9 @@ def first_run_at(task: Task, now_ms: int, schedule: Schedule | None = None) -> i
 def plan_new(task: Task, schedule: Schedule | None = None) -> Task:
     """A new task, planned at its creation: its ``next_run_at``, and completed at once when its
     schedule has no occurrence left (an event task without a next run waits for its events)."""
-    task.next_run_at = first_run_at(task, task.created_at, schedule)
+    task.next_run_at, task.next_occurrence = placed(
+        task, first_run_at(task, task.created_at, schedule)
+    )
     if task.next_run_at is None and task.schedule_kind != ScheduleKind.EVENT:
         task.status = TaskStatus.COMPLETED
     return task
@@ -63,11 +66,12 @@ def plan_new(task: Task, schedule: Schedule | None = None) -> Task:
 class Plan:
     """What committing one due occurrence does."""
 
-    #: the occurrence (the task's ``next_run_at``)
+    #: the instant the occurrence fired (the task's ``next_run_at``)
     occurrence: int
-    #: ``scheduled_for`` of each run to create (empty when the misfire policy skips)
+    #: ``scheduled_for`` of each run to create (empty when the misfire policy skips): nominal
+    #: occurrences, whatever the jitter
     runs: tuple[int, ...]
-    #: the task's next occurrence, None when the schedule has none after this one
+    #: the instant the task fires next (jitter included), None when the schedule has none
     next_run_at: int | None
     #: ``once``: no next occurrence leaves the task active until its run ends
     mode: Literal["repeat", "once"]
@@ -75,6 +79,8 @@ class Plan:
     clear_snooze: bool
     #: occurrences dropped by the misfire policy (counted up to ``MAX_SKIP_COUNT``)
     skipped: int = 0
+    #: the nominal occurrence ``next_run_at`` fires for, when jitter moved it
+    next_occurrence: int | None = None
 
 
 def plan_occurrence(
@@ -92,11 +98,16 @@ def plan_occurrence(
     became due or from the task's last change, whichever is later: a ``once`` task created for
     a time already past is not a misfire.
 
+    With ``jitter_seconds``, ``next_run_at`` is the instant the occurrence fires and the plan
+    works on its nominal occurrence (``app/core/jitter.py``): runs are scheduled for it, the
+    schedule goes on from it, and lateness counts from the instant it fired.
+
     Every schedule computation of the plan shares ``budget`` (a default one when None): past
     it, ``ScheduleTooSlow`` is raised and nothing is decided for this task.
     """
-    occ = task.next_run_at
-    if occ is None:
+    fired = task.next_run_at
+    occ = nominal(task)
+    if fired is None or occ is None:
         raise ValueError(f"task {task.id} has no next_run_at")
     budget = budget or Budget()
     schedule = task_schedule(task)
@@ -109,24 +120,29 @@ def plan_occurrence(
         found = schedule.next_after(clock.from_ms(t), budget)
         return None if found is None else clock.to_ms(found)
 
+    def plan(runs: tuple[int, ...], nxt: int | None, skipped: int = 0) -> Plan:
+        fire = None if nxt is None else fire_at(task, nxt, fired)
+        jittered = nxt if fire != nxt else None
+        return Plan(fired, runs, fire, mode, clear_snooze, skipped, jittered)
+
     def between(start: int, end: int, limit: int) -> list[int]:
         if end <= start:
             return []
         found = schedule.between(clock.from_ms(start), clock.from_ms(end), limit, budget)
         return [clock.to_ms(x) for x in found]
 
-    late = now_ms - max(occ, task.updated_at) > misfire_grace_ms
+    late = now_ms - max(fired, task.updated_at) > misfire_grace_ms
     if not late:
-        return Plan(occ, (occ,), after(occ), mode, clear_snooze)
+        return plan((occ,), after(occ))
     if task.misfire_policy == MisfirePolicy.SKIP:
         cutoff = now_ms - misfire_grace_ms
         skipped = 1 + len(between(occ, cutoff, MAX_SKIP_COUNT))
-        return Plan(occ, (), after(cutoff), mode, clear_snooze, skipped)
+        return plan((), after(cutoff), skipped)
     if task.misfire_policy == MisfirePolicy.RUN_ALL:
         runs = (occ, *between(occ, now_ms, MAX_CATCH_UP - 1))
         skipped = 0
         if len(runs) == MAX_CATCH_UP:
             skipped = len(between(runs[-1], now_ms, MAX_SKIP_COUNT))
-        return Plan(occ, runs, after(now_ms), mode, clear_snooze, skipped)
+        return plan(runs, after(now_ms), skipped)
     skipped = len(between(occ, now_ms, MAX_SKIP_COUNT))
-    return Plan(occ, (occ,), after(now_ms), mode, clear_snooze, skipped)
+    return plan((occ,), after(now_ms), skipped)

@@ -21,12 +21,19 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DEDUPED = "deduped"
+    SKIPPED = "skipped"
     CANCELED = "canceled"
 
 
 #: A run in one of these states never changes again.
 RUN_TERMINAL = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.DEDUPED, RunStatus.CANCELED}
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.DEDUPED,
+        RunStatus.SKIPPED,
+        RunStatus.CANCELED,
+    }
 )
 
 
@@ -34,6 +41,7 @@ class Trigger(StrEnum):
     SCHEDULE = "schedule"
     RUN_NOW = "run_now"
     EVENT = "event"
+    BACKFILL = "backfill"
 
 
 class ScheduleKind(StrEnum):
@@ -47,6 +55,15 @@ class BackoffStrategy(StrEnum):
     EXPONENTIAL_JITTER = "exponential_jitter"
     LINEAR = "linear"
     FIXED = "fixed"
+
+
+class OverlapPolicy(StrEnum):
+    """What a new run does while an earlier run of its task is in progress."""
+
+    ALLOW = "allow"
+    SKIP = "skip"
+    BUFFER_ONE = "buffer_one"
+    CANCEL_RUNNING = "cancel_running"
 
 
 class MisfirePolicy(StrEnum):

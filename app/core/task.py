@@ -7,6 +7,7 @@ import msgspec
 from app.core.status import (
     BackoffStrategy,
     MisfirePolicy,
+    OverlapPolicy,
     RunStatus,
     ScheduleKind,
     TaskStatus,
@@ -36,6 +37,8 @@ class Task(msgspec.Struct, kw_only=True):
     retry_delay_seconds: float = 10.0
     retry_max_delay_seconds: float = 3600.0
     misfire_policy: MisfirePolicy = MisfirePolicy.RUN_ONCE
+    overlap_policy: OverlapPolicy = OverlapPolicy.ALLOW
+    jitter_seconds: int = 0
     status: TaskStatus = TaskStatus.ACTIVE
     next_run_at: int | None = None
     last_run_at: int | None = None
@@ -47,13 +50,15 @@ class Task(msgspec.Struct, kw_only=True):
     created_at: int
     updated_at: int
     run_count: int = 0
+    #: the nominal occurrence ``next_run_at`` fires for, when jitter moved it (else None)
+    next_occurrence: int | None = None
     #: bumped by every change that owns the task's place in ``due`` (schedule change, snooze,
     #: pause, resume, cancel); a scheduler commit made against an older version is dropped
     sched_version: int = 0
 
 
 #: Changing any of these recomputes ``next_run_at``.
-SCHEDULE_FIELDS = frozenset({"schedule_kind", "schedule_expr", "timezone"})
+SCHEDULE_FIELDS = frozenset({"schedule_kind", "schedule_expr", "timezone", "jitter_seconds"})
 
 
 class Run(msgspec.Struct, kw_only=True):
@@ -72,5 +77,7 @@ class Run(msgspec.Struct, kw_only=True):
     error: str | None = None
     steps: list[dict[str, Any]] = msgspec.field(default_factory=list)
     event: dict[str, Any] | None = None
+    #: the records of ``payload.on_failure`` steps, once they ran after the last attempt
+    on_failure_steps: list[dict[str, Any]] | None = None
     priority: int = 5
     created_at: int

@@ -20,7 +20,7 @@ from app.core.errors import ValidationError
 from app.core.pipeline import parse_pipeline, pipeline_payload
 from app.core.planning import plan_new, task_schedule
 from app.core.schedules import EVENT_EXPR_MAX, Schedule
-from app.core.status import BackoffStrategy, MisfirePolicy, ScheduleKind
+from app.core.status import BackoffStrategy, MisfirePolicy, OverlapPolicy, ScheduleKind
 from app.core.task import Task
 
 TITLE_MAX = 200
@@ -30,6 +30,7 @@ TIMEZONE_MAX = 64
 SCHEDULE_EXPR_MAX = 4096
 DEFAULT_DEDUPE_WINDOW = 3600
 MAX_DEDUPE_WINDOW = 604_800
+MAX_JITTER = 3600
 
 Key = Annotated[str, Meta(min_length=1, max_length=KEY_MAX)]
 
@@ -133,6 +134,27 @@ class TaskSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     misfire_policy: Annotated[
         MisfirePolicy, Meta(description="what happens to occurrences missed while no scheduler ran")
     ] = MisfirePolicy.RUN_ONCE
+    overlap_policy: Annotated[
+        OverlapPolicy,
+        Meta(
+            description=(
+                "a new run while an earlier one is in progress: allow runs both, skip ends the "
+                "new one skipped, buffer_one makes it wait for the earlier one (a third is "
+                "skipped), cancel_running cancels the earlier one"
+            )
+        ),
+    ] = OverlapPolicy.ALLOW
+    jitter_seconds: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=MAX_JITTER,
+            description=(
+                "each scheduled occurrence fires up to this many seconds late, by an offset "
+                "fixed per (task, occurrence); next_run_at shows the instant"
+            ),
+        ),
+    ] = 0
 
 
 #: Task fields an agent may set (POST) or change (PUT), in declaration order.

@@ -48,6 +48,9 @@ _FIXED = {
     "task": frozenset({"id"}),
     "run": frozenset({"id", "attempt", "scheduled_for"}),
 }
+#: what ``payload.on_failure`` steps may read of the run besides: the error of its last attempt
+#: and the name of the step that failed (null when none did)
+ON_FAILURE_RUN_FIELDS = frozenset({"error", "failed_step"})
 
 
 class TemplateError(Exception):
@@ -67,14 +70,21 @@ def templates_in(text: str) -> Iterator[tuple[str, list[str]]]:
         yield m.group(0), segments
 
 
-def check_path(source: str, segments: list[str], earlier_steps: frozenset[str]) -> None:
-    """Raise :class:`TemplateError` unless ``segments`` is a path a run can resolve."""
+def check_path(
+    source: str,
+    segments: list[str],
+    earlier_steps: frozenset[str],
+    more_run_fields: frozenset[str] = frozenset(),
+) -> None:
+    """Raise :class:`TemplateError` unless ``segments`` is a path a run can resolve
+    (``more_run_fields``: leaves of ``run`` the caller's steps may read besides)."""
     if not segments or not all(_SEGMENT.match(s) for s in segments):
         raise TemplateError(source, "malformed template: expected a dotted path such as run.id")
     root, rest = segments[0], segments[1:]
     if root in _FIXED:
-        if len(rest) != 1 or rest[0] not in _FIXED[root]:
-            names = ", ".join(f"{root}.{f}" for f in sorted(_FIXED[root]))
+        leaves = _FIXED[root] | more_run_fields if root == "run" else _FIXED[root]
+        if len(rest) != 1 or rest[0] not in leaves:
+            names = ", ".join(f"{root}.{f}" for f in sorted(leaves))
             raise TemplateError(source, f"unknown field; {root} has {names}")
     elif root == "event":
         if not rest or rest[0] not in ("name", "data") or (rest[0] == "name" and len(rest) > 1):
@@ -103,12 +113,17 @@ def secret_refs(value: Any, path: str) -> list[tuple[str, str]]:
     ]
 
 
-def check_value(value: Any, earlier_steps: frozenset[str], path: str) -> None:
+def check_value(
+    value: Any,
+    earlier_steps: frozenset[str],
+    path: str,
+    more_run_fields: frozenset[str] = frozenset(),
+) -> None:
     """Check every template in the strings of ``value``; errors carry the dotted ``path``."""
     for where, text in _strings(value, path):
         for source, segments in templates_in(text):
             try:
-                check_path(source, segments, earlier_steps)
+                check_path(source, segments, earlier_steps, more_run_fields)
             except TemplateError as exc:
                 raise PipelineError(where, str(exc)) from None
 

@@ -12,7 +12,7 @@ import msgspec
 
 from app.core.task import Run, Task
 
-_JSON_FIELDS = frozenset({"payload", "steps", "event"})
+_JSON_FIELDS = frozenset({"payload", "steps", "event", "on_failure_steps"})
 _json = msgspec.json.Encoder()
 _S = TypeVar("_S", Task, Run)
 

@@ -51,6 +51,11 @@ def list_runs(
     return _load(client, keys, matching[offset : offset + limit]), len(matching)
 
 
+def load_runs(client: redis.Redis, keys: Keys, ids: list[str]) -> list[Run]:
+    """The runs of ``ids`` that exist, in that order, in one round trip."""
+    return _load(client, keys, ids)
+
+
 def _load(client: redis.Redis, keys: Keys, ids: list[str]) -> list[Run]:
     if not ids:
         return []

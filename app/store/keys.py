@@ -17,7 +17,9 @@ P:claims                              zset    task ids claimed by a scheduler, b
 P:claimcall:<call_id>                 list    one claim call's reply (member, token, ...), kept
                                               for the lease so a retried call gets it back
 P:wake                                pubsub  a scheduler wake-up: payload = the new due ms
+P:cancels                             pubsub  a running run to stop: payload = the run id
 P:run:<run_id>                        hash    one run
+P:run:<run_id>                        pubsub  the run ended: payload = its final status
 P:task:<task_id>:runs                 zset    run ids of a task by created_at (ms), capped
 P:delayed                             zset    pending run ids by release time (retry, snooze)
 P:delayed:claims                      zset    delayed run ids being released, by lease expiry
@@ -82,6 +84,7 @@ class Keys:
         self.due = f"{self.p}:due"
         self.claims = f"{self.p}:claims"
         self.wake = f"{self.p}:wake"
+        self.cancels = f"{self.p}:cancels"
         self.delayed = f"{self.p}:delayed"
         self.delayed_claims = f"{self.p}:delayed:claims"
         self.outbox = f"{self.p}:outbox"

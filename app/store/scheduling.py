@@ -149,6 +149,7 @@ def commit_occurrence(
         keys.run(""),
         settings.run_history,
         ms(settings.enqueue_grace_seconds),
+        "" if plan.next_occurrence is None else plan.next_occurrence,
     ]
     for run_id, at in zip(run_ids, plan.runs, strict=True):
         args += [run_id, at]

@@ -60,6 +60,8 @@ class ScriptMissing(ChimeError):
 #: every script Chime calls; the start-up check loads each, so a broken installation stops a
 #: process at once (a test keeps this list equal to the files of ``lua/``)
 NAMES = (
+    "backfill_runs",
+    "cancel_run",
     "cancel_task",
     "claim_due",
     "commit_occurrence",
@@ -71,6 +73,7 @@ NAMES = (
     "pause_task",
     "pop_jobs",
     "reconcile_outbox",
+    "record_on_failure",
     "release_claims",
     "release_delayed",
     "renew_runs",

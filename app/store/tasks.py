@@ -15,6 +15,7 @@ import redis
 
 from app import clock
 from app.core.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.core.jitter import placed
 from app.core.limits import REVOKED, TooManyTasks
 from app.core.planning import first_run_at, plan_new
 from app.core.status import TASK_FINAL, ScheduleKind, TaskStatus
@@ -131,7 +132,9 @@ class TaskStore:
             if any(f in given and given[f] != getattr(task, f) for f in SCHEDULE_FIELDS):
                 # a new schedule starts clean: a snooze of the old one does not carry over
                 given.update(snoozed_until=None, snooze_reason=None)
-                nxt = first_run_at(Task(**{**_as_dict(task), **given}), now)
+                changed = Task(**{**_as_dict(task), **given})
+                nxt, occurrence = placed(changed, first_run_at(changed, now))
+                given["next_occurrence"] = None if nxt is None else occurrence
                 due = "clear" if task.status == TaskStatus.PAUSED or nxt is None else nxt
                 if task.status != TaskStatus.PAUSED:
                     kind = given.get("schedule_kind", task.schedule_kind)
@@ -175,13 +178,18 @@ class TaskStore:
                 raise Forbidden(
                     "this task was paused when its agent was revoked: only the admin may resume it"
                 )
-            nxt = first_run_at(task, now)
+            nxt, occurrence = placed(task, first_run_at(task, now))
             ends = nxt is None and task.schedule_kind != ScheduleKind.EVENT
             status = TaskStatus.COMPLETED if ends else TaskStatus.ACTIVE
             return (
                 "resume_task",
                 self._moving(task, status),
-                ["" if nxt is None else nxt, status, self.keys.wake],
+                [
+                    "" if nxt is None else nxt,
+                    status,
+                    self.keys.wake,
+                    "" if occurrence is None else occurrence,
+                ],
             )
 
         return self._transition(task_id, agent, plan)[0]

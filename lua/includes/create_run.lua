@@ -10,11 +10,21 @@
 --   history_cap, grace_ms
 -- The task hash must exist (callers check). A run id that exists already creates nothing: a
 -- scheduler that repeats a commit after a crash makes no second run.
--- Returns the new run's status ('queued', 'deduped', 'pending'), or false when it existed.
+-- The task's overlap_policy applies while an earlier run is in progress (includes/overlap.lua):
+-- `skip` ends the new run `skipped` (error naming the run in progress); `buffer_one` makes it
+-- wait `pending` (dedupe already applied) until the earlier run ends, and a run created while
+-- one is buffered is `skipped`; `cancel_running` cancels the earlier runs (stopping a running
+-- one, announced on the cancel channel '<prefix>:cancels' next to the run key prefix) and goes
+-- on. Two triggers racing are two script calls: the second sees the first's run.
+-- Returns the new run's status ('queued', 'deduped', 'pending', 'skipped'), or false when it
+-- existed.
 
 -- @include "includes/queue_run.lua"
+-- @include "includes/overlap.lua"
 
-local chime_terminal = {succeeded = true, failed = true, deduped = true, canceled = true}
+local chime_terminal = {
+  succeeded = true, failed = true, deduped = true, canceled = true, skipped = true
+}
 
 local function chime_trim_history(runs_key, run_key_prefix, cap)
   local excess = redis.call('ZCARD', runs_key) - cap
@@ -41,7 +51,12 @@ local function chime_create_run(c)
     return false
   end
   local t = redis.call('HMGET', c.task_key, 'created_by', 'priority', 'max_retries',
-    'snoozed_until', 'dedupe_window_seconds')
+    'snoozed_until', 'dedupe_window_seconds', 'overlap_policy')
+  local policy = t[6] or 'allow'
+  local earlier = {}
+  if policy ~= 'allow' then
+    earlier = chime_overlap_in_progress(c.runs_key, c.run_key_prefix)
+  end
   local fields = {
     'id', c.run_id, 'task_id', c.task_id,
     'agent_id', t[1], 'trigger', c.trigger, 'scheduled_for', c.scheduled_for,
@@ -63,12 +78,50 @@ local function chime_create_run(c)
 
   local status
   local snoozed_until = tonumber(t[4] or '0')
+  local buffered = nil
+  for _, r in ipairs(earlier) do
+    if r[3] == '1' then
+      buffered = r[1]
+    end
+  end
+  if #earlier > 0 and (policy == 'skip' or (policy == 'buffer_one' and buffered)) then
+    local holder = earlier[1][1]
+    for _, r in ipairs(earlier) do
+      if r[3] ~= '1' then
+        holder = r[1]
+      end
+    end
+    redis.call('HSET', c.run_key, 'status', 'skipped', 'finished_at', c.now,
+      'error', 'skipped: run ' .. holder .. ' is in progress')
+    redis.call('PUBLISH', c.run_key, 'skipped')
+    chime_trim_history(c.runs_key, c.run_key_prefix, c.history_cap)
+    return 'skipped'
+  end
+  if #earlier > 0 and policy == 'cancel_running' then
+    local cancels = string.sub(c.run_key_prefix, 1, -5) .. 'cancels'
+    chime_overlap_stop(c.run_key_prefix, cancels, c.delayed_key, c.outbox_key, earlier, c.now,
+      'canceled: replaced by run ' .. c.run_id)
+    redis.call('HDEL', c.task_key, 'overlap_buffered')
+  end
+  local window_ms = math.floor(tonumber(t[5] or '3600') * 1000)
+  if #earlier > 0 and policy == 'buffer_one' then
+    -- it waits for the earlier run, holding its dedupe window; the agent's gate applies when
+    -- it is released (includes/overlap.lua)
+    if chime_claim_dedupe(c.run_key, c.dedupe_key, window_ms, c.run_id, c.now) then
+      redis.call('HSET', c.run_key, 'overlap_buffered', '1')
+      redis.call('HSET', c.task_key, 'overlap_buffered', c.run_id)
+      status = 'pending'
+    else
+      status = 'deduped'
+    end
+    chime_trim_history(c.runs_key, c.run_key_prefix, c.history_cap)
+    return status
+  end
   if c.trigger == 'event' and snoozed_until > tonumber(c.now) then
     redis.call('HSET', c.run_key, 'next_attempt_at', snoozed_until)
     redis.call('ZADD', c.delayed_key, snoozed_until, c.run_id)
     status = 'pending'
   else
-    local window_ms = math.floor(tonumber(t[5] or '3600') * 1000)
     status = chime_queue_run(c.run_key, c.outbox_key, c.dedupe_key, window_ms, c.run_id,
       c.now, c.grace_ms)
   end

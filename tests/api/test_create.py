@@ -35,6 +35,8 @@ def test_create_returns_the_task_with_every_default(api: TestClient[Any]) -> Non
         "retry_delay_seconds": 10,
         "retry_max_delay_seconds": 3600,
         "misfire_policy": "run_once",
+        "overlap_policy": "allow",
+        "jitter_seconds": 0,
         "last_run_at": None,
         "snoozed_until": None,
         "snooze_reason": None,

@@ -191,9 +191,11 @@ def obey_documented_rules(case: Any, caller: dict[str, Any]) -> None:
     if body.get("dedupe_window_seconds") is not None and body.get("dedupe_key") is None:
         body["dedupe_key"] = "k"
     payload = body.get("payload")
-    if isinstance(payload, dict) and isinstance(payload.get("steps"), list):
-        for i, step in enumerate(payload["steps"]):
-            step["name"] = f"s{i}"
+    for part, prefix in (("steps", "s"), ("on_failure", "f")):
+        if not isinstance(payload, dict) or not isinstance(payload.get(part), list):
+            continue
+        for i, step in enumerate(payload[part]):
+            step["name"] = f"{prefix}{i}"
             params = step.get("params") or {}
             if step.get("action") == "sleep" and "seconds" in params:
                 step["timeout_seconds"] = max(step.get("timeout_seconds", 30.0), params["seconds"])

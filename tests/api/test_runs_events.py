@@ -29,6 +29,8 @@ RUN_FIELDS = {
     "error",
     "steps",
     "event",
+    # the records of payload.on_failure steps (Pipelines: "recorded in on_failure_steps")
+    "on_failure_steps",
 }
 
 

@@ -49,6 +49,7 @@ def test_tasks_list_filters_across_agents(
     assert page["total"] == 2
     assert page["items"][0]["created_at"].endswith("Z")
     assert "sched_version" not in page["items"][0]
+    assert "next_occurrence" not in page["items"][0]
 
     assert main(["tasks", "list", "--agent", a, "--json"]) == 0
     assert [t["id"] for t in json.loads(capsys.readouterr().out)["items"]] == [t1.id]
@@ -96,3 +97,18 @@ def test_bad_list_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str])
         main(["tasks", "list", "--limit", "0"])
     assert exit_.value.code == 2
     assert "between 1 and 500" in capsys.readouterr().err
+
+
+def test_tasks_upcoming_shows_what_the_api_shows(
+    store: TaskStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = _task(store, str(uuid.uuid4()))
+    assert main(["tasks", "upcoming", task.id, "--count", "3", "--json"]) == 0
+    items = json.loads(capsys.readouterr().out)["items"]
+    first = store.get(task.id).next_run_at
+    assert first is not None
+    assert items == [clock.iso(first + h * 3_600_000) for h in range(3)]
+    assert main(["tasks", "upcoming", task.id]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 10
+    with pytest.raises(SystemExit):
+        main(["tasks", "upcoming", task.id, "--count", "101"])

@@ -64,6 +64,9 @@ def test_an_idle_scheduler_is_quiet_and_a_new_task_is_enqueued_on_time(
             at = clock.now_ms() + 200
             task = create(store, schedule_kind="once", schedule_expr=once_at(at))
             [run] = wait_for(lambda t=task.id: runs_of(r, keys, t), timeout=10)
+            # the run is committed first, then put on RQ: wait for the job itself
+            job_key = Job.key_for(run.id)
+            wait_for(lambda k=job_key: rq.exists(k), timeout=10)
             enqueued_at = Job.fetch(run.id, connection=rq).enqueued_at
             assert enqueued_at is not None
             late.append(clock.to_ms(enqueued_at) - at)

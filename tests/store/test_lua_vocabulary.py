@@ -10,6 +10,7 @@ import pytest
 from app.core.status import (
     BackoffStrategy,
     MisfirePolicy,
+    OverlapPolicy,
     RunStatus,
     ScheduleKind,
     TaskStatus,
@@ -32,6 +33,7 @@ VOCABULARY = (
     | {m.value for m in Trigger}
     | {m.value for m in ScheduleKind}
     | {m.value for m in MisfirePolicy}
+    | {m.value for m in OverlapPolicy}
     | {m.value for m in BackoffStrategy}
 )
 

@@ -1,0 +1,70 @@
+"""Cancelling one run (``POST /runs/{id}/cancel``): one script, ``lua/cancel_run.lua``.
+
+A run that has not started ends ``canceled`` at once and leaves its RQ queue; a running one is
+marked and the workers are told on ``Keys.cancels``: the worker running it aborts the step in
+flight and records the attempt, which ``finish_run`` ends ``canceled`` with no retry.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import redis
+
+from app import clock
+from app.core.errors import Conflict, NotFound
+from app.settings import Settings
+from app.store import history, scripts
+from app.store.enqueue import dequeue_runs, enqueue_runs
+from app.store.keys import Keys
+from app.store.scripts import ErrorCode, ScriptError
+
+
+@dataclass(frozen=True)
+class Canceled:
+    """``canceled``: the run ended now; ``stopping``: the worker running it is stopping it."""
+
+    outcome: Literal["canceled", "stopping"]
+
+
+def cancel_run(
+    client: redis.Redis,
+    rq: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    run_id: str,
+    agent: str | None,
+) -> Canceled:
+    """Cancel the run (another agent's is :class:`NotFound`); a terminal one is a
+    :class:`Conflict` naming its status."""
+    run = history.get_run(client, keys, run_id, agent)
+    run_key = keys.run(run.id)
+    ckey = client.hget(keys.task(run.task_id), "concurrency_key")
+    fifo = keys.semaphore_queue(run.agent_id, str(ckey)) if ckey else run_key
+    sem = keys.semaphore(run.agent_id, str(ckey)) if ckey else run_key
+    reply = scripts.script(client, "cancel_run")(
+        keys=[run_key, keys.delayed, keys.outbox, fifo, sem, keys.task(run.task_id)],
+        args=[
+            clock.now_ms(),
+            keys.run(""),
+            round(settings.semaphore_lease_seconds * 1000),
+            round(settings.enqueue_grace_seconds * 1000),
+            keys.cancels,
+            keys.wake,
+        ],
+    )
+    try:
+        scripts.check(reply)
+    except ScriptError as exc:
+        if exc.code is ErrorCode.NOT_FOUND:
+            raise NotFound("run", run_id) from None
+        if exc.code is ErrorCode.CONFLICT:
+            raise Conflict("cancel", exc.detail, what="run") from None
+        raise
+    if reply[0] == "stopping":
+        return Canceled("stopping")
+    if reply[1] == "queued":
+        dequeue_runs(rq, [run.id])
+    handed = [(str(reply[i]), int(reply[i + 1])) for i in range(2, len(reply), 2)]
+    if handed:
+        enqueue_runs(rq, keys, handed)
+    return Canceled("canceled")

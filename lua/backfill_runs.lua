@@ -1,0 +1,58 @@
+-- Backfill: one run (trigger `backfill`) per past occurrence the caller computed, at once. Run
+-- ids are derived from (task, occurrence), so a repeated backfill of the same range creates
+-- nothing new: it answers the existing runs. Every run goes through chime_create_run, so the
+-- overlap policy, dedupe and history apply as to any run.
+--
+-- KEYS[1]  task hash
+-- KEYS[2]  the task's runs zset
+-- KEYS[3]  outbox zset
+-- KEYS[4]  delayed zset
+-- KEYS[5]  the dedupe key of the task's dedupe_key (the task hash again when there is none)
+-- KEYS[6..] one run hash per run in ARGV[6..], in the same order
+-- ARGV[1]  now (ms)
+-- ARGV[2]  the task's dedupe_key as the caller read it ('' for none)
+-- ARGV[3]  run key prefix ('{chime}:run:')
+-- ARGV[4]  history cap (runs kept per task)
+-- ARGV[5]  outbox grace (ms)
+-- ARGV[6..] run_id, scheduled_for (ms) pairs, oldest first
+-- Returns {'ok', run_id, status, ...}: each run's status ('queued', 'deduped', 'pending',
+-- 'skipped', or 'exists' for a run made before); {ERR_NOT_FOUND, 'task'} no such task;
+-- {ERR_CONFLICT, 'canceled'}; {ERR_STALE, 'dedupe_key'} the task's dedupe_key changed since the
+-- caller read it.
+
+-- @include "includes/errors.lua"
+-- @include "includes/create_run.lua"
+
+local task_key, runs_key, outbox_key, delayed_key, dedupe_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now, dedupe_raw, run_prefix, cap, grace =
+  ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+
+local t = redis.call('HMGET', task_key, 'status', 'dedupe_key', 'id')
+if not t[1] then
+  return {ERR_NOT_FOUND, 'task'}
+end
+if t[1] == 'canceled' then
+  return {ERR_CONFLICT, t[1]}
+end
+if (t[2] or '') ~= dedupe_raw then
+  return {ERR_STALE, 'dedupe_key'}
+end
+if dedupe_raw == '' then
+  dedupe_key = ''
+end
+local out = {'ok'}
+for i = 6, #ARGV, 2 do
+  local run_id, scheduled_for = ARGV[i], ARGV[i + 1]
+  local run_key = KEYS[6 + (i - 6) / 2]
+  local status = chime_create_run({
+    task_id = t[3], task_key = task_key, runs_key = runs_key, run_key = run_key,
+    outbox_key = outbox_key, delayed_key = delayed_key, dedupe_key = dedupe_key,
+    run_key_prefix = run_prefix, run_id = run_id, trigger = 'backfill',
+    scheduled_for = scheduled_for, now = now, event_json = '', history_cap = cap,
+    grace_ms = grace
+  })
+  out[#out + 1] = run_id
+  out[#out + 1] = status or 'exists'
+end
+return out
