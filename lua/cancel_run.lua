@@ -1,6 +1,7 @@
 -- Cancel one run (POST /runs/{id}/cancel). A `pending` or `queued` run ends `canceled` at once:
 -- out of the delayed set, the outbox and the concurrency FIFO; a slot it was handed (queued,
--- not started) goes to the next waiting run. A `running` run is marked `cancel_requested` and
+-- not started) goes to the next waiting run, and so does its agent's slot (max_running). A
+-- `running` run is marked `cancel_requested` and
 -- the workers are told on the cancel channel: the one running it aborts its step, and
 -- finish_run ends it `canceled` without a retry (so does the recovery of a worker that died).
 -- A run that ends here is announced on the channel named like its key (message: 'canceled').
@@ -25,14 +26,15 @@
 -- @include "includes/errors.lua"
 -- @include "includes/semaphore.lua"
 -- @include "includes/overlap.lua"
+-- @include "includes/agent_gate.lua"
 
 local run_key, delayed_key, outbox_key, fifo_key, sem_key, task_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, run_prefix, lease_ms, grace_ms, cancel_channel, wake =
   tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
 
-local run = redis.call('HMGET', run_key, 'status', 'id', 'overlap_buffered')
-local status, run_id, buffered = run[1], run[2], run[3]
+local run = redis.call('HMGET', run_key, 'status', 'id', 'overlap_buffered', 'agent_id')
+local status, run_id, buffered, agent = run[1], run[2], run[3], run[4]
 if not status then
   return {ERR_NOT_FOUND, 'run'}
 end
@@ -65,6 +67,16 @@ if task_key ~= run_key then
 end
 if fifo_key ~= run_key then
   redis.call('LREM', fifo_key, 0, run_id)
+end
+if agent then
+  local g = chime_agent_gate(chime_key_base(outbox_key, 'outbox'), agent)
+  local handed = chime_agent_free(g, {run_id}, now, outbox_key, grace_ms, run_prefix)
+  for _, v in ipairs(handed) do
+    out[#out + 1] = v
+  end
+  if #handed > 0 then
+    redis.call('PUBLISH', wake, now)
+  end
 end
 if sem_key ~= run_key and redis.call('ZREM', sem_key, run_id) == 1 and task_key ~= run_key then
   local limit = tonumber(redis.call('HGET', task_key, 'concurrency_limit') or '1')

@@ -2,7 +2,8 @@
 -- not started ends `canceled` (out of the delayed set, the outbox and the concurrency FIFO).
 -- A running run is left to finish. Each run it ends is announced on the channel named like its
 -- key (message: 'canceled'), for clients waiting on it. A queued run that held a concurrency slot (handed over,
--- not yet started) gives it back, and the slot goes to the next waiting run at once.
+-- not yet started) gives it back, and the slot goes to the next waiting run at once; so does
+-- the agent's slot (max_running) of every run that had not started.
 --
 -- KEYS[1]  task hash
 -- KEYS[2]  due zset
@@ -26,6 +27,7 @@
 -- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 -- @include "includes/semaphore.lua"
+-- @include "includes/agent_gate.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
 local runs_key, delayed_key, outbox_key, fifo_key, sem_key =
@@ -48,6 +50,7 @@ redis.call('HINCRBY', task_key, 'sched_version', 1)
 chime_move_indexes(task_key, task_id)
 
 local result = {'ok'}
+local unstarted = {}
 for _, run_id in ipairs(redis.call('ZRANGE', runs_key, 0, -1)) do
   local run_key = run_prefix .. run_id
   local status = redis.call('HGET', run_key, 'status')
@@ -64,6 +67,7 @@ for _, run_id in ipairs(redis.call('ZRANGE', runs_key, 0, -1)) do
     if status == 'queued' then
       result[#result + 1] = run_id
     end
+    unstarted[#unstarted + 1] = run_id
     if sem_key ~= runs_key then
       redis.call('ZREM', sem_key, run_id)
     end
@@ -74,6 +78,13 @@ if sem_key ~= runs_key then
   local handed = chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, 0,
     run_prefix)
   if #handed > 0 then
+    redis.call('PUBLISH', wake, now)
+  end
+end
+local agent = redis.call('HGET', task_key, 'created_by')
+if agent and #unstarted > 0 then
+  local g = chime_agent_gate(chime_key_base(outbox_key, 'outbox'), agent)
+  if #chime_agent_free(g, unstarted, now, outbox_key, 0, run_prefix) > 0 then
     redis.call('PUBLISH', wake, now)
   end
 end

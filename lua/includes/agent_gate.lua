@@ -18,6 +18,9 @@
 -- chime_agent_delay(base, run_key, run_id, at) -> the run waits `pending` in delayed until
 --   `at` (published on the wake channel when it is the earliest).
 -- chime_agent_release(g, run_id) -> the run's slot is free.
+-- chime_agent_free(g, run_ids, now, outbox_key, grace_ms, run_prefix) -> {run_id, priority, ...}
+--   runs canceled before they started give their slots back at once, and the slots go to the
+--   agent's waiting runs (as chime_agent_fill); {} when none of them held one.
 -- chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix) -> {run_id, priority, ...} of
 --   waiting runs handed a free slot, in FIFO order: each becomes `queued` and enters the
 --   outbox (the caller enqueues them). Waiting ids whose run is no longer `pending` are dropped.
@@ -99,4 +102,15 @@ local function chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix)
     end
   end
   return handed
+end
+
+local function chime_agent_free(g, run_ids, now, outbox_key, grace_ms, run_prefix)
+  local freed = 0
+  for _, id in ipairs(run_ids) do
+    freed = freed + redis.call('ZREM', g.slots, id)
+  end
+  if freed == 0 then
+    return {}
+  end
+  return chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix)
 end

@@ -8,7 +8,8 @@
 --   waits for an earlier one under `buffer_one`).
 -- chime_overlap_stop(run_prefix, cancel_channel, runs, now, reason)
 --   `cancel_running`: every run in progress ends `canceled` (one not started: at once, out of
---   the delayed set and the outbox; a concurrency slot it was handed lapses with its lease) or
+--   the delayed set, the outbox and its agent's slot; a concurrency slot it was handed lapses
+--   with its lease) or
 --   is stopped (running: `cancel_requested`, announced on the cancel channel).
 -- chime_overlap_release(task_key, run_prefix, outbox_key, now, grace_ms)
 --   An earlier run ended: the run buffered behind it (`overlap_buffered` of the task) goes on
@@ -40,6 +41,10 @@ local function chime_overlap_stop(run_prefix, cancel_channel, delayed_key, outbo
       redis.call('HDEL', rkey, 'next_attempt_at', 'overlap_buffered')
       redis.call('ZREM', delayed_key, r[1])
       redis.call('ZREM', outbox_key, r[1])
+      local agent = redis.call('HGET', rkey, 'agent_id')
+      if agent then
+        chime_agent_release(chime_agent_gate(chime_key_base(outbox_key, 'outbox'), agent), r[1])
+      end
       redis.call('PUBLISH', rkey, 'canceled')
     end
   end

@@ -8,6 +8,7 @@ import redis
 
 from app import clock
 from app.settings import Settings
+from app.store.cancel import cancel_run
 from app.store.keys import Keys
 from app.store.limits import hand_free_slots, set_overrides, usage
 from app.store.runs import finish_run, load_run, recover_lapsed_runs, renew_run, start_run
@@ -193,3 +194,51 @@ def test_a_duplicate_job_of_a_run_canceled_while_queued_frees_its_slot(
     with pytest.raises(ScriptError):
         start_run(r, keys, settings, run)
     assert r.zscore(keys.agent_slots(AGENT), canceled.id) is None
+
+
+def test_canceling_a_queued_run_hands_its_agent_slot_on_at_once(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    set_overrides(r, keys, AGENT, {"max_running": 1})
+    task, _ = store.create(make_task())
+    queued = store.run_now(task.id, AGENT)
+    waiting = store.run_now(task.id, AGENT)
+    assert (queued.status, waiting.status) == ("queued", "pending")
+
+    assert cancel_run(r, r, keys, settings, queued.id, AGENT).outcome == "canceled"
+
+    assert r.zscore(keys.agent_slots(AGENT), queued.id) is None
+    assert r.zscore(keys.agent_slots(AGENT), waiting.id) is not None
+    assert status(r, keys, waiting.id) == "queued"
+    assert r.lrange(keys.agent_waiting(AGENT), 0, -1) == []
+
+
+def test_canceling_a_task_hands_the_slots_of_its_unstarted_runs_to_the_agents_other_runs(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    set_overrides(r, keys, AGENT, {"max_running": 2})
+    doomed, _ = store.create(make_task())
+    other, _ = store.create(make_task())
+    held = [store.run_now(doomed.id, AGENT) for _ in range(2)]
+    waiting = [store.run_now(other.id, AGENT) for _ in range(3)]
+    assert [run.status for run in held + waiting] == ["queued"] * 2 + ["pending"] * 3
+
+    _, dequeued = store.cancel(doomed.id, AGENT)
+
+    assert sorted(dequeued) == sorted(run.id for run in held)
+    assert [status(r, keys, run.id) for run in waiting] == ["queued", "queued", "pending"]
+    assert sorted(r.zrange(keys.agent_slots(AGENT), 0, -1)) == sorted(run.id for run in waiting[:2])
+    assert r.zscore(keys.outbox, waiting[0].id) is not None
+
+
+def test_a_queued_run_canceled_by_cancel_running_leaves_its_agent_slot_to_the_new_run(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    set_overrides(r, keys, AGENT, {"max_running": 1})
+    task, _ = store.create(make_task(overlap_policy="cancel_running"))
+    first = store.run_now(task.id, AGENT)
+    second = store.run_now(task.id, AGENT)
+
+    assert status(r, keys, first.id) == "canceled"
+    assert second.status == "queued"
+    assert r.zrange(keys.agent_slots(AGENT), 0, -1) == [second.id]
