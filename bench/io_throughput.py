@@ -16,8 +16,13 @@ Per system: runs/s = N / (last finish - T); lateness = the start of the step (Ch
 ``http.request`` step's ``started_at``; arq: the job's ``start_time``) minus T, p50 and p99;
 peak RSS of each worker process (``VmHWM``). The ratio Chime / arq compares the two.
 
+All N runs belong to one agent. Its ``max_running`` (default 100: at most 100 of one agent's
+runs in flight at once, whatever the workers could take) is raised above N unless
+``--default-limits`` is given, so the figures measure the workers; with ``--default-limits``
+they show one agent's share at the default limits.
+
 Usage: ``.venv/bin/python bench/io_throughput.py [--runs 1000] [--workers 1 2]
-[--hold-ms 200] [--concurrency N] [--skip-arq]``
+[--hold-ms 200] [--concurrency N] [--default-limits] [--skip-arq]``
 """
 
 import argparse
@@ -36,12 +41,13 @@ from datetime import datetime
 from pathlib import Path
 
 import redis
-from once_tasks import create_once
+from once_tasks import AGENT, create_once
 
 from app import clock
 from app.embedded_redis import EmbeddedRedis, free_port
 from app.settings import Settings
 from app.store.keys import Keys
+from app.store.limits import set_overrides
 from app.store.scheduling import occurrence_run_id
 from app.store.tasks import TaskStore
 
@@ -121,7 +127,10 @@ def run_sink(port: int, hold_ms: int) -> None:
 
 def env_for(url: str, **extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("CHIME_")}
-    base.update({"REDIS_URL": url, "CHIME_LOG_LEVEL": "WARNING", **extra})
+    # the sink listens on loopback, which egress refuses unless it is allowed
+    base.update(
+        {"REDIS_URL": url, "CHIME_LOG_LEVEL": "WARNING", "CHIME_HTTP_ALLOW": "127.0.0.1", **extra}
+    )
     return base
 
 
@@ -170,11 +179,15 @@ class Figures:
 # -- Chime -------------------------------------------------------------------------------------
 
 
-def bench_chime(url: str, sink: str, runs: int, workers: int, concurrency: int | None) -> Figures:
+def bench_chime(
+    url: str, sink: str, runs: int, workers: int, concurrency: int | None, default_limits: bool
+) -> Figures:
     client = redis.Redis.from_url(url, decode_responses=True)
     client.flushall()
     keys = Keys("chime")
     store = TaskStore(client, keys, Settings.from_env({"REDIS_URL": url}))
+    if not default_limits:
+        set_overrides(client, keys, AGENT, {"max_running": runs, "max_runs_per_minute": 60 * runs})
     payload = {
         "steps": [
             {
@@ -366,6 +379,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--hold-ms", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=None, help="default: chime's own")
+    parser.add_argument(
+        "--default-limits", action="store_true", help="keep the agent's max_running at its default"
+    )
     parser.add_argument("--skip-arq", action="store_true")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -386,7 +402,9 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             for w in args.workers:
-                chime = bench_chime(server.url, sink, args.runs, w, args.concurrency)
+                chime = bench_chime(
+                    server.url, sink, args.runs, w, args.concurrency, args.default_limits
+                )
                 arq = (
                     None if args.skip_arq else bench_arq(server.url, sink, args.runs, w, Path(tmp))
                 )
