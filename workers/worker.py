@@ -45,7 +45,6 @@ import collections
 import contextlib
 import logging
 import os
-import random
 import resource
 import signal
 import traceback
@@ -61,6 +60,7 @@ from rq.job import Job
 from rq.worker import BaseWorker
 
 from app import clock
+from app.logs import one_line
 from app.settings import Settings
 from app.store import connection
 from app.store.codec import text
@@ -117,18 +117,18 @@ BACKOFF_CAP_SECONDS = 1.0
 
 
 class Backoff:
-    """Jittered, doubling waits after errors: 0.1 s up to :data:`BACKOFF_CAP_SECONDS`, reset by
-    a success."""
+    """Jittered, doubling waits after Redis errors, up to :data:`BACKOFF_CAP_SECONDS`, reset by
+    a success; quiet as :class:`connection.Outage` is: one warning when an outage starts
+    (``worker.<loop>.redis_unavailable``), one line when it ends."""
 
-    def __init__(self) -> None:
-        self.delay = 0.1
+    def __init__(self, loop: str) -> None:
+        self.outage = connection.Outage(logger, f"worker.{loop}", cap=BACKOFF_CAP_SECONDS)
 
-    async def wait(self) -> None:
-        await asyncio.sleep(self.delay * (0.5 + random.random() / 2))
-        self.delay = min(BACKOFF_CAP_SECONDS, self.delay * 2)
+    async def failed(self, exc: BaseException) -> None:
+        await asyncio.sleep(self.outage.failed(exc))
 
     def reset(self) -> None:
-        self.delay = 0.1
+        self.outage.ok()
 
 
 @dataclass
@@ -305,7 +305,7 @@ class Worker:
     # -- taking jobs ---------------------------------------------------------------------
 
     async def _dequeue(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff("dequeue")
         while not self.stopping:
             free = self.concurrency - len(self.flights)
             if free <= 0 or self.suspended:
@@ -328,8 +328,7 @@ class Worker:
                     await self._start(popped)
                 backoff.reset()
             except (redis.RedisError, OSError) as exc:
-                logger.warning("worker.dequeue_failed", extra={"error": str(exc)})
-                await backoff.wait()
+                await backoff.failed(exc)
             except Exception as exc:
                 self._fatal(exc)
                 return
@@ -367,16 +366,17 @@ class Worker:
         await pipe.execute()
 
     async def _start(self, popped: list[tuple[str, str]]) -> None:
-        backoff = Backoff()
+        backoff = Backoff("start")
         for tries in range(4):
             try:
                 await self._start_once(popped)
+                backoff.reset()
                 return
             except (redis.RedisError, OSError) as exc:
-                logger.warning("worker.start_failed", extra={"error": str(exc), "try": tries})
                 if tries == 3:
+                    logger.warning("worker.start_failed", extra={"error": one_line(exc)})
                     break
-                await backoff.wait()
+                await backoff.failed(exc)
         # the runs that did start hold a lease and are recovered after it; the rest wait on
         # their queues again
         await self._push_back(popped)
@@ -453,7 +453,7 @@ class Worker:
 
     async def _record(self) -> None:
         """Record every outcome that is ready, batch after batch, until none is left."""
-        backoff = Backoff()
+        backoff = Backoff("record")
         while self._ready:
             batch, self._ready = self._ready, []
             while True:
@@ -462,10 +462,10 @@ class Worker:
                     backoff.reset()
                     break
                 except (redis.RedisError, OSError) as exc:
-                    logger.warning("worker.record_failed", extra={"error": str(exc)})
                     if self.forced:
+                        logger.warning("worker.record_failed", extra={"error": one_line(exc)})
                         return
-                    await backoff.wait()
+                    await backoff.failed(exc)
             for flight, _, done in batch:
                 self.flights.pop(flight.execution.job.id, None)
                 if not done.done():
@@ -490,15 +490,14 @@ class Worker:
     # -- alongside -----------------------------------------------------------------------
 
     async def _heartbeats(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff("heartbeat")
         while True:
             try:
                 await asyncio.sleep(self.interval)
                 await self.beat()
                 backoff.reset()
             except (redis.RedisError, OSError) as exc:
-                logger.warning("worker.heartbeat_failed", extra={"error": str(exc)})
-                await backoff.wait()
+                await backoff.failed(exc)
 
     async def beat(self) -> None:
         """One round trip: renew every attempt in flight, and RQ's heartbeats."""
@@ -551,7 +550,7 @@ class Worker:
     async def _cancels(self) -> None:
         """Stop the runs whose cancel is requested: each message on the cancel channel names
         one; a run of this worker has its step in flight aborted (``Attempt.canceled``)."""
-        backoff = Backoff()
+        backoff = Backoff("cancels")
         client = connection.async_client(self.settings.redis_url, socket_timeout=None)
         try:
             while True:
@@ -563,8 +562,7 @@ class Worker:
                             if message.get("type") == "message":
                                 self.cancel(str(message["data"]))
                 except (redis.RedisError, OSError) as exc:
-                    logger.warning("worker.cancels_failed", extra={"error": str(exc)})
-                    await backoff.wait()
+                    await backoff.failed(exc)
         finally:
             await client.aclose()
 
@@ -587,15 +585,18 @@ class Worker:
         logger.warning("worker.registered_again", extra={"worker": self.name})
 
     async def _sweeps(self) -> None:
+        outage = connection.Outage(logger, "worker.sweep")
         while True:
             try:
                 await asyncio.to_thread(self.sweeper.sweep)
+                outage.ok()
             except (redis.RedisError, OSError) as exc:
-                logger.warning("sweep.failed", extra={"error": str(exc)})
+                outage.failed(exc)
             await asyncio.sleep(self.sweeper.interval)
 
     async def _agent_lines(self) -> None:
         """Now and then, give slots freed by a lapsed lease to the runs waiting for them."""
+        outage = connection.Outage(logger, "worker.agent_lines")
         while True:
             try:
                 handed = await asyncio.to_thread(
@@ -603,16 +604,19 @@ class Worker:
                 )
                 if handed:
                     await asyncio.to_thread(enqueue_runs, self.sweeper.rq, self.keys, handed)
+                outage.ok()
             except (redis.RedisError, OSError) as exc:
-                logger.warning("agent_lines.failed", extra={"error": str(exc)})
+                outage.failed(exc)
             await asyncio.sleep(self.sweeper.interval)
 
     async def _maintenance(self) -> None:
+        outage = connection.Outage(logger, "worker.maintenance")
         while True:
             try:
                 await asyncio.to_thread(self.rq_worker.clean_registries)
+                outage.ok()
             except (redis.RedisError, OSError) as exc:
-                logger.warning("worker.maintenance_failed", extra={"error": str(exc)})
+                outage.failed(exc)
             await asyncio.sleep(MAINTENANCE_SECONDS)
 
 

@@ -13,6 +13,7 @@ reads survive the connection drops it causes.
 """
 
 import asyncio
+import re
 import signal
 import subprocess
 import threading
@@ -337,6 +338,11 @@ def test_redis_shutdown_and_restart_with_aof_resumes_due_work_within_seconds(
 
     resumed = _outage_then_resume(own_chime, sink, away, own_redis.start, 4)
     assert resumed < 10, f"due work resumed {resumed:.1f} s after Redis came back"
+    # quietly: each of the worker's loops warned once that Redis went, not once a try
+    out = own_chime.output()
+    warned = re.findall(r"worker\.\w+\.redis_unavailable", out)
+    assert "worker.dequeue.redis_unavailable" in warned, out
+    assert len(warned) == len(set(warned)), warned
 
 
 @pytest.mark.parametrize("how", ["sigstop", "client_pause"])
