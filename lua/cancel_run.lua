@@ -68,9 +68,9 @@ end
 if fifo_key ~= run_key then
   redis.call('LREM', fifo_key, 0, run_id)
 end
-if agent then
-  local g = chime_agent_gate(chime_key_base(outbox_key, 'outbox'), agent)
-  local handed = chime_agent_free(g, {run_id}, now, outbox_key, grace_ms, run_prefix)
+
+-- runs handed a freed slot are returned to be enqueued, and are due in the outbox now
+local function hand_on(handed)
   for _, v in ipairs(handed) do
     out[#out + 1] = v
   end
@@ -78,15 +78,14 @@ if agent then
     redis.call('PUBLISH', wake, now)
   end
 end
+
+if agent then
+  local g = chime_agent_gate(chime_key_base(outbox_key, 'outbox'), agent)
+  hand_on(chime_agent_free(g, {run_id}, now, outbox_key, grace_ms, run_prefix))
+end
 if sem_key ~= run_key and redis.call('ZREM', sem_key, run_id) == 1 and task_key ~= run_key then
   local limit = tonumber(redis.call('HGET', task_key, 'concurrency_limit') or '1')
-  local handed = chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, grace_ms,
-    run_prefix)
-  for _, v in ipairs(handed) do
-    out[#out + 1] = v
-  end
-  if #handed > 0 then
-    redis.call('PUBLISH', wake, now)
-  end
+  hand_on(chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, grace_ms,
+    run_prefix))
 end
 return out
