@@ -33,10 +33,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 
 import redis
+from procs import stop
 
 from app import clock
 from app.core.task import Task
@@ -82,17 +82,6 @@ def wait_ready(client: redis.Redis, timeout: float = 60) -> None:
             raise SystemExit("no worker registered")
         time.sleep(0.05)
     time.sleep(1.0)
-
-
-def stop(procs: Sequence["subprocess.Popen[bytes]"]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
 
 
 def task(agent: str, payload: dict[str, object], priority: int, **kw: object) -> Task:

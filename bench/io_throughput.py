@@ -35,13 +35,14 @@ import sys
 import textwrap
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import redis
 from once_tasks import AGENT, create_once
+from procs import stop
 
 from app import clock
 from app.embedded_redis import EmbeddedRedis, free_port
@@ -142,17 +143,6 @@ def peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def stop(procs: Sequence["subprocess.Popen[bytes]"]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(40)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
 
 
 def wait_done(check: Callable[[], int], total: int, timeout: float) -> None:

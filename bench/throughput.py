@@ -22,12 +22,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import redis
 from once_tasks import create_once
+from procs import stop
 from rq import Queue
 from rq.job import Job
 
@@ -65,17 +66,6 @@ def rq_worker(url: str) -> "subprocess.Popen[bytes]":
     args = [rq_bin, "worker", "-u", url, "-w", "rq.SimpleWorker", "--logging_level", "WARNING"]
     args.append(RQ_QUEUE)
     return subprocess.Popen(args, env=env_for(url), cwd=ROOT)
-
-
-def stop(procs: Sequence["subprocess.Popen[bytes]"]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
 
 
 def wait_done(check: Callable[[], int], total: int, timeout: float) -> None:
