@@ -149,6 +149,9 @@ def start_chime(port: int, redis_url: str) -> subprocess.Popen[bytes]:
             "PORT": str(port),
             "CHIME_AGENT_TOKENS": f"{AGENT}:{TOKEN}",
             "CHIME_LOG_LEVEL": "WARNING",
+            # the benchmark creates tens of thousands of tasks for one agent: the default
+            # max_tasks (10,000) would answer 429 and measure the refusal, not the create
+            "CHIME_MAX_TASKS": "10000000",
         }
     )
     chime = Path(sys.executable).with_name("chime")
