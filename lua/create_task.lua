@@ -1,27 +1,63 @@
 -- Create a task: its hash, its 8 listing indexes and (when it has a next run) its place in due,
--- at once. With an idempotency key, a repeat returns the first task instead.
+-- at once. With an idempotency key, a repeat returns the first task instead. The agent's checks
+-- that need Redis (min_interval_seconds, the secrets the payload names) are made here too, in
+-- the order the API reports them, so a create is one round trip.
 --
 -- KEYS[1]  task hash
 -- KEYS[2]  due zset
 -- KEYS[3]  idempotency key (a string key; pass the task key again when there is none)
 -- KEYS[4..11] the 8 listing indexes of (agent, status, kind)
+-- KEYS[12] the agent's limit overrides hash (P:limits:<agent>)
+-- KEYS[13] the agent's secrets hash (P:secrets:<agent>)
 -- ARGV[1]  task id
 -- ARGV[2]  created_at (ms): the index score
 -- ARGV[3]  next_run_at (ms) or '' (no place in due)
 -- ARGV[4]  idempotency TTL (ms), '' when there is no idempotency key
 -- ARGV[5]  wake channel
--- ARGV[6..] field, value pairs of the hash
--- Returns {'created', id} or {'existing', first_id}; {ERR_EXISTS, id} if the task id exists
--- already; {ERR_QUOTA, max_tasks} when the agent (field created_by) has reached its max_tasks
--- (includes/agent_quota.lua).
+-- ARGV[6]  the default min_interval_seconds, '' when there is no interval to check (not a
+--          cron or rrule task, or the caller checks nothing)
+-- ARGV[7]  the min_interval_seconds the schedule was already checked against, '' for none
+-- ARGV[8]  n: how many secret names follow
+-- ARGV[9..8+n] secret names the payload refers to (each must be a field of KEYS[13])
+-- ARGV[9+n..] field, value pairs of the hash
+-- Returns {'created', id} or {'existing', first_id}; writes nothing and returns
+-- {'check_interval', minimum} when the agent's min_interval_seconds (its override, else
+-- ARGV[6]) is above 1 and differs from ARGV[7] (the caller checks the schedule against it and
+-- calls again), {'missing_secret', name} for the first secret name the agent does not have,
+-- {ERR_EXISTS, id} if the task id exists already, {ERR_QUOTA, max_tasks} when the agent (field
+-- created_by) has reached its max_tasks (includes/agent_quota.lua).
 
 -- @include "includes/errors.lua"
 -- @include "includes/task_common.lua"
 -- @include "includes/agent_quota.lua"
 
 local task_key, due_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
+local limits_key, secrets_key = KEYS[12], KEYS[13]
 local task_id, created_at, next_run_at, idem_ttl, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local default_interval, checked_interval = ARGV[6], ARGV[7]
+local n_secrets = tonumber(ARGV[8])
+local first_field = 9 + n_secrets
 
+if default_interval ~= '' then
+  -- an override that is not a whole number is ignored, as app.core.limits.Limits does
+  local minimum = tonumber(default_interval)
+  local raw = redis.call('HGET', limits_key, 'min_interval_seconds')
+  local given = raw and string.match(raw, '^%s*([+-]?%d+)%s*$')
+  if given then
+    minimum = tonumber(given)
+  end
+  if minimum > 1 and string.format('%d', minimum) ~= checked_interval then
+    return {'check_interval', string.format('%d', minimum)}
+  end
+end
+if n_secrets > 0 then
+  local found = redis.call('HMGET', secrets_key, unpack(ARGV, 9, first_field - 1))
+  for i = 1, n_secrets do
+    if not found[i] then
+      return {'missing_secret', ARGV[8 + i]}
+    end
+  end
+end
 if idem_ttl ~= '' then
   local first = redis.call('GET', idem_key)
   if first then
@@ -34,7 +70,7 @@ end
 
 local agent_field = 'created_by'
 local agent = nil
-for i = 6, #ARGV - 1, 2 do
+for i = first_field, #ARGV - 1, 2 do
   if ARGV[i] == agent_field then
     agent = ARGV[i + 1]
   end
@@ -45,7 +81,7 @@ if agent then
     return {ERR_QUOTA, tostring(full)}
   end
 end
-redis.call('HSET', task_key, unpack(ARGV, 6))
+redis.call('HSET', task_key, unpack(ARGV, first_field))
 for i = 4, 11 do
   redis.call('ZADD', KEYS[i], created_at, task_id)
 end

@@ -95,9 +95,7 @@ class TaskController(Controller):
         if not api.caller.is_admin and str(spec.created_by) != api.caller.agent_id:
             raise Forbidden("created_by must be your own agent id")
         task = new_task(spec, task_id=str(uuid.uuid4()), now_ms=clock.now_ms())
-        check_interval(api.client, api.keys, api.settings, task)
-        check_secrets_exist(api.client, api.keys, task.created_by, secret_names(task.payload))
-        stored, created = api.store.create(task, idempotency_key, planned=True)
+        stored, created = api.store.create(task, idempotency_key, planned=True, checked=True)
         return Response(
             task_out(stored),
             status_code=201 if created else 200,

@@ -93,13 +93,23 @@ def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+#: the schedule kinds whose occurrences ``min_interval_seconds`` spaces out
+INTERVAL_KINDS = frozenset({ScheduleKind.CRON, ScheduleKind.RRULE})
+
+
 def check_interval(client: redis.Redis, keys: Keys, settings: Settings, task: Task) -> None:
     """A cron or rrule task whose consecutive occurrences come closer than its agent's
     ``min_interval_seconds`` is refused (``ValidationError`` on ``schedule_expr``)."""
-    if task.schedule_kind not in (ScheduleKind.CRON, ScheduleKind.RRULE):
+    if task.schedule_kind not in INTERVAL_KINDS:
         return
     minimum = agent_limits(client, keys, settings, task.created_by).min_interval_seconds
-    if minimum <= 1:
+    check_interval_against(task, minimum)
+
+
+def check_interval_against(task: Task, minimum: int) -> None:
+    """:func:`check_interval` with the agent's ``min_interval_seconds`` already read (the create
+    script reads it, ``lua/create_task.lua``)."""
+    if task.schedule_kind not in INTERVAL_KINDS or minimum <= 1:
         return  # occurrences are whole seconds apart: nothing to look at
     start = datetime.fromtimestamp(task.created_at / 1000, UTC)
     schedule = parse_schedule(task.schedule_kind, task.schedule_expr, task.timezone, start)

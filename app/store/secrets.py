@@ -100,11 +100,17 @@ def check_secrets_exist(
         return
     names = list(dict.fromkeys(name for _, name in refs))
     found = dict(zip(names, client.hmget(keys.secrets(agent), names), strict=True))
-    for where, name in refs:
+    for _, name in refs:
         if found[name] is None:
-            raise ValidationError(
-                where, f"no secret named {name!r}: create it first with PUT /secrets/{name}"
-            )
+            raise missing_secret(refs, name)
+
+
+def missing_secret(refs: Sequence[tuple[str, str]], name: str) -> ValidationError:
+    """The 400 of a secret ``name`` the agent does not have, naming the first field using it."""
+    where = next((w for w, n in refs if n == name), "payload")
+    return ValidationError(
+        where, f"no secret named {name!r}: create it first with PUT /secrets/{name}"
+    )
 
 
 def rotate_signing_key(client: "redis.Redis", keys: Keys, settings: Settings, agent: str) -> str:

@@ -17,6 +17,7 @@ from app import clock
 from app.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.core.jitter import placed
 from app.core.limits import REVOKED, TooManyTasks
+from app.core.pipeline import secret_names
 from app.core.planning import first_run_at, plan_new
 from app.core.status import TASK_FINAL, ScheduleKind, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
@@ -24,7 +25,9 @@ from app.settings import Settings
 from app.store import scripts
 from app.store.codec import encode_value, from_hash, to_hash
 from app.store.keys import Keys
+from app.store.limits import INTERVAL_KINDS, check_interval_against
 from app.store.scripts import ErrorCode
+from app.store.secrets import missing_secret
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 #: what a transition plan returns: (script, KEYS, ARGV after now/status/version), or None
@@ -77,42 +80,74 @@ class TaskStore:
     # -- creating --------------------------------------------------------------------------
 
     def create(
-        self, task: Task, idempotency_key: str | None = None, *, planned: bool = False
+        self,
+        task: Task,
+        idempotency_key: str | None = None,
+        *,
+        planned: bool = False,
+        checked: bool = False,
     ) -> tuple[Task, bool]:
         """Store a new task, planned here (``next_run_at``, completed when nothing is left)
         unless ``planned`` says :func:`app.core.taskspec.new_task` did; with an idempotency
-        key, a repeat by the same agent within 24 h returns the first task and ``False``."""
+        key, a repeat by the same agent within 24 h returns the first task and ``False``.
+
+        With ``checked``, the agent's checks that need Redis come first, in the same script
+        call and before anything is written: a cron or rrule schedule against the agent's
+        ``min_interval_seconds``, then the secrets the payload names (each a
+        :class:`ValidationError`, as :func:`app.store.limits.check_interval` and
+        :func:`app.store.secrets.check_secrets_exist` raise them)."""
         if not planned:
             plan_new(task)
+        agent = task.created_by
         idem_key = (
-            self.keys.idempotency(task.created_by, idempotency_key)
+            self.keys.idempotency(agent, idempotency_key)
             if idempotency_key
             else self.keys.task(task.id)
         )
+        interval = ""
+        refs: builtins.list[tuple[str, str]] = []
+        if checked:
+            if task.schedule_kind in INTERVAL_KINDS:
+                interval = str(self.settings.min_interval_seconds)
+            refs = secret_names(task.payload)
+        names = builtins.list(dict.fromkeys(name for _, name in refs))
         fields = to_hash(task)
-        argv: builtins.list[Any] = [
+        keys = [
+            self.keys.task(task.id),
+            self.keys.due,
+            idem_key,
+            *self.keys.indexes(agent, task.status, task.schedule_kind),
+            self.keys.limits(agent),
+            self.keys.secrets(agent),
+        ]
+        head: builtins.list[Any] = [
             task.id,
             task.created_at,
             "" if task.next_run_at is None else task.next_run_at,
             IDEMPOTENCY_TTL_MS if idempotency_key else "",
             self.keys.wake,
+            interval,
         ]
-        for name, value in fields.items():
-            argv += [name, value]
-        result = _quota_checked(
-            scripts.script(self.r, "create_task")(
-                keys=[
-                    self.keys.task(task.id),
-                    self.keys.due,
-                    idem_key,
-                    *self.keys.indexes(task.created_by, task.status, task.schedule_kind),
-                ],
-                args=argv,
-            )
-        )
-        if result[0] == "existing":
-            return self.get(result[1]), False
-        return task, True
+        tail: builtins.list[Any] = [len(names), *names]
+        for pair in fields.items():
+            tail += pair
+        create = scripts.script(self.r, "create_task")
+        against = ""
+        for _ in range(_RETRIES):
+            result = _quota_checked(create(keys=keys, args=[*head, against, *tail]))
+            if result[0] == "check_interval":
+                # the agent's min_interval_seconds is above 1: check the schedule against it,
+                # then create only if that is still the agent's limit
+                minimum = int(result[1])
+                check_interval_against(task, minimum)
+                against = str(minimum)
+                continue
+            if result[0] == "missing_secret":
+                raise missing_secret(refs, result[1])
+            if result[0] == "existing":
+                return self.get(result[1]), False
+            return task, True
+        raise _busy(task.id)
 
     # -- changing --------------------------------------------------------------------------
 

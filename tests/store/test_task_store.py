@@ -82,8 +82,18 @@ def indexed_in(r: redis.Redis, keys: Keys, task_id: str) -> set[str]:
 # -- create_task ------------------------------------------------------------------------------
 
 
-def create_args(keys: Keys, task: Task, next_run: Any = "", idem: str | None = None) -> Any:
+def create_args(
+    keys: Keys,
+    task: Task,
+    next_run: Any = "",
+    idem: str | None = None,
+    *,
+    interval: Any = "",
+    against: Any = "",
+    secrets: tuple[str, ...] = (),
+) -> Any:
     argv: list[Any] = [task.id, task.created_at, next_run, 86_400_000 if idem else "", keys.wake]
+    argv += [interval, against, len(secrets), *secrets]
     for name, value in to_hash(task).items():
         argv += [name, value]
     key_list = [
@@ -91,6 +101,8 @@ def create_args(keys: Keys, task: Task, next_run: Any = "", idem: str | None = N
         keys.due,
         keys.idempotency(task.created_by, idem) if idem else keys.task(task.id),
         *keys.indexes(task.created_by, task.status, task.schedule_kind),
+        keys.limits(task.created_by),
+        keys.secrets(task.created_by),
     ]
     return key_list, argv
 
@@ -143,6 +155,51 @@ def test_create_task_with_a_seen_idempotency_key_returns_the_first(
         first.id,
     ]
     assert_unchanged(before, state(r))
+
+
+def test_create_task_asks_for_the_interval_check_of_a_limit_above_one(
+    r: redis.Redis, keys: Keys
+) -> None:
+    task = hourly()
+    # the default (ARGV) decides without an override; 1 needs no check
+    assert call(r, "create_task", *create_args(keys, task, NOW + 1, interval=1))[0] == "created"
+    before = state(r)
+    twin = hourly()
+    assert call(r, "create_task", *create_args(keys, twin, NOW + 1, interval=60)) == [
+        "check_interval",
+        "60",
+    ]
+    assert_unchanged(before, state(r))
+    # the agent's override wins over the default; one that is not a whole number is ignored
+    r.hset(keys.limits(AGENT), "min_interval_seconds", "120")
+    assert call(r, "create_task", *create_args(keys, twin, NOW + 1, interval=60)) == [
+        "check_interval",
+        "120",
+    ]
+    r.hset(keys.limits(AGENT), "min_interval_seconds", "x")
+    assert call(r, "create_task", *create_args(keys, twin, NOW + 1, interval=60)) == [
+        "check_interval",
+        "60",
+    ]
+    assert not r.exists(keys.task(twin.id))
+    # checked against the agent's limit now: created; '' means no interval to check at all
+    assert call(r, "create_task", *create_args(keys, twin, NOW + 1, interval=60, against=60)) == [
+        "created",
+        twin.id,
+    ]
+    other = hourly()
+    assert call(r, "create_task", *create_args(keys, other, NOW + 1))[0] == "created"
+
+
+def test_create_task_names_the_first_secret_the_agent_lacks(r: redis.Redis, keys: Keys) -> None:
+    r.hset(keys.secrets(AGENT), "TOKEN", "sealed")
+    before = state(r)
+    task = hourly()
+    reply = call(r, "create_task", *create_args(keys, task, NOW + 1, secrets=("TOKEN", "B", "C")))
+    assert reply == ["missing_secret", "B"]
+    assert_unchanged(before, state(r))
+    reply = call(r, "create_task", *create_args(keys, task, NOW + 1, secrets=("TOKEN",)))
+    assert reply == ["created", task.id]
 
 
 # -- update_task ------------------------------------------------------------------------------
