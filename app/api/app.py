@@ -1,9 +1,9 @@
 """The Litestar application: controllers, the shared Redis clients, error mapping, OpenAPI.
 
 The OpenAPI document is completed once here from what each handler states it answers
-(``app/api/openapi.py``). One sync Redis client (``decode_responses=True``) for the store and
-one for RQ (bytes replies) are made per app and closed on shutdown; handlers are synchronous and
-run in threads.
+(``app/api/openapi.py``). One sync Redis client (``decode_responses=True``) for the store, one
+for RQ (bytes replies) and one asyncio client for the busiest task handlers (create, read, list)
+are made per app and closed on shutdown; the other handlers are synchronous and run in threads.
 """
 
 from litestar import Litestar
@@ -31,6 +31,9 @@ from app.store.keys import Keys
 #: hangs turns into a 503 within about two seconds (one retry after a short backoff)
 REDIS_TIMEOUT = 0.9
 REDIS_RETRIES = 1
+#: connections of the asyncio client (anyio's thread pool, which runs synchronous handlers,
+#: has 40 threads)
+ASYNC_CONNECTIONS = 40
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -43,13 +46,30 @@ def create_app(settings: Settings | None = None) -> Litestar:
     rq = connection.rq_client(
         url, socket_timeout=REDIS_TIMEOUT, connect_timeout=REDIS_TIMEOUT, retries=REDIS_RETRIES
     )
+    # as many connections as the thread pool of the synchronous handlers has threads: a call
+    # beyond them waits for one to come back, as a synchronous handler waits for a thread
+    aredis = connection.async_client(
+        url,
+        socket_timeout=REDIS_TIMEOUT,
+        connect_timeout=REDIS_TIMEOUT,
+        retries=REDIS_RETRIES,
+        max_connections=ASYNC_CONNECTIONS,
+        wait_for_connection=True,
+    )
     state = State(
-        {"settings": settings, "chime_keys": Keys(settings.key_prefix), "redis": client, "rq": rq}
+        {
+            "settings": settings,
+            "chime_keys": Keys(settings.key_prefix),
+            "redis": client,
+            "rq": rq,
+            "aredis": aredis,
+        }
     )
 
     async def close_clients(app: Litestar) -> None:
         client.close()
         rq.close()
+        await aredis.aclose()
         await close_run_waiter(app.state)
 
     app = Litestar(

@@ -1,5 +1,5 @@
 """What a handler needs, handed over as one dependency: the caller, the app's Redis clients,
-settings, keys and the task store.
+settings, keys and the task store (synchronous, and asyncio for the handlers that await it).
 
 The clients are made once per app (``app.state``) and closed on shutdown (``app/api/app.py``);
 the provider only gathers them, on the event loop. It is one dependency on purpose: Litestar
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -18,7 +19,7 @@ from litestar.di import NamedDependency, Provide
 from app.api.auth import Caller, provide_caller
 from app.settings import Settings
 from app.store.keys import Keys
-from app.store.tasks import TaskStore
+from app.store.tasks import AsyncTaskStore, TaskStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +31,16 @@ class Api:
     keys: Keys
     client: redis.Redis
     rq: redis.Redis
+    aclient: redis.asyncio.Redis
 
     @property
     def store(self) -> TaskStore:
         return TaskStore(self.client, self.keys, self.settings)
+
+    @property
+    def tasks(self) -> AsyncTaskStore:
+        """The task store on the asyncio client (for ``async`` handlers)."""
+        return AsyncTaskStore(self.aclient, self.keys, self.settings)
 
 
 def provide_api(request: Request[Any, Any, Any]) -> Api:
@@ -44,6 +51,7 @@ def provide_api(request: Request[Any, Any, Any]) -> Api:
         keys=state.chime_keys,
         client=state.redis,
         rq=state.rq,
+        aclient=state.aredis,
     )
 
 

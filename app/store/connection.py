@@ -87,9 +87,11 @@ def async_client(
     connect_timeout: float = CONNECT_TIMEOUT,
     retries: int = RETRIES,
     max_connections: int | None = None,
+    wait_for_connection: bool = False,
 ) -> "redis.asyncio.Redis":
     """An asyncio client (``str`` replies unless ``decode=False``). ``max_connections``: its
-    pool's size (redis-py's default is 100; past it a call fails at once instead of waiting)."""
+    pool's size (redis-py's default is 100; past it a call fails at once instead of waiting,
+    unless ``wait_for_connection``: then it waits for a connection to come back)."""
     options = _options(socket_timeout, connect_timeout, retries)
     if max_connections is not None:
         options["max_connections"] = max_connections
@@ -98,6 +100,11 @@ def async_client(
         retries,
         supported_errors=(RedisConnectionError, RedisTimeoutError),
     )
+    if wait_for_connection:
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url, decode_responses=decode, timeout=None, **options
+        )
+        return redis.asyncio.Redis.from_pool(pool)
     return redis.asyncio.Redis.from_url(url, decode_responses=decode, **options)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from app import clock
 from app.core.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -96,56 +97,14 @@ class TaskStore:
         ``min_interval_seconds``, then the secrets the payload names (each a
         :class:`ValidationError`, as :func:`app.store.limits.check_interval` and
         :func:`app.store.secrets.check_secrets_exist` raise them)."""
-        if not planned:
-            plan_new(task)
-        agent = task.created_by
-        idem_key = (
-            self.keys.idempotency(agent, idempotency_key)
-            if idempotency_key
-            else self.keys.task(task.id)
-        )
-        interval = ""
-        refs: builtins.list[tuple[str, str]] = []
-        if checked:
-            if task.schedule_kind in INTERVAL_KINDS:
-                interval = str(self.settings.min_interval_seconds)
-            refs = secret_names(task.payload)
-        names = builtins.list(dict.fromkeys(name for _, name in refs))
-        fields = to_hash(task)
-        keys = [
-            self.keys.task(task.id),
-            self.keys.due,
-            idem_key,
-            *self.keys.indexes(agent, task.status, task.schedule_kind),
-            self.keys.limits(agent),
-            self.keys.secrets(agent),
-        ]
-        head: builtins.list[Any] = [
-            task.id,
-            task.created_at,
-            "" if task.next_run_at is None else task.next_run_at,
-            IDEMPOTENCY_TTL_MS if idempotency_key else "",
-            self.keys.wake,
-            interval,
-        ]
-        tail: builtins.list[Any] = [len(names), *names]
-        for pair in fields.items():
-            tail += pair
+        creation = _Creation(self.keys, self.settings, task, idempotency_key, planned, checked)
         create = scripts.script(self.r, "create_task")
-        against = ""
         for _ in range(_RETRIES):
-            result = _quota_checked(create(keys=keys, args=[*head, against, *tail]))
-            if result[0] == "check_interval":
-                # the agent's min_interval_seconds is above 1: check the schedule against it,
-                # then create only if that is still the agent's limit
-                minimum = int(result[1])
-                check_interval_against(task, minimum)
-                against = str(minimum)
+            done, first = creation.reply(create(keys=creation.keys, args=creation.args()))
+            if not done:
                 continue
-            if result[0] == "missing_secret":
-                raise missing_secret(refs, result[1])
-            if result[0] == "existing":
-                return self.get(result[1]), False
+            if first is not None:
+                return self.get(first), False
             return task, True
         raise _busy(task.id)
 
@@ -381,6 +340,133 @@ class TaskStore:
                 raise Conflict(action, e.detail) from None
             raise
         return False
+
+
+class _Creation:
+    """One create as ``lua/create_task.lua`` takes it (KEYS, ARGV) and what its replies mean,
+    for :meth:`TaskStore.create` and :meth:`AsyncTaskStore.create`."""
+
+    def __init__(
+        self,
+        keys: Keys,
+        settings: Settings,
+        task: Task,
+        idempotency_key: str | None,
+        planned: bool,
+        checked: bool,
+    ) -> None:
+        if not planned:
+            plan_new(task)
+        self.task = task
+        agent = task.created_by
+        interval = ""
+        self.refs: builtins.list[tuple[str, str]] = []
+        if checked:
+            if task.schedule_kind in INTERVAL_KINDS:
+                interval = str(settings.min_interval_seconds)
+            self.refs = secret_names(task.payload)
+        names = builtins.list(dict.fromkeys(name for _, name in self.refs))
+        task_key = keys.task(task.id)
+        self.keys = [
+            task_key,
+            keys.due,
+            keys.idempotency(agent, idempotency_key) if idempotency_key else task_key,
+            *keys.indexes(agent, task.status, task.schedule_kind),
+            keys.limits(agent),
+            keys.secrets(agent),
+        ]
+        self._head: builtins.list[Any] = [
+            task.id,
+            task.created_at,
+            "" if task.next_run_at is None else task.next_run_at,
+            IDEMPOTENCY_TTL_MS if idempotency_key else "",
+            keys.wake,
+            interval,
+        ]
+        self._tail: builtins.list[Any] = [len(names), *names]
+        for pair in to_hash(task).items():
+            self._tail += pair
+        #: the min_interval_seconds the schedule was checked against ('' for none yet)
+        self._against = ""
+
+    def args(self) -> builtins.list[Any]:
+        return [*self._head, self._against, *self._tail]
+
+    def reply(self, result: Any) -> tuple[bool, str | None]:
+        """(done, the id of the first task of the idempotency key or None); not done when the
+        schedule had to be checked against the agent's min_interval_seconds: call again."""
+        result = _quota_checked(result)
+        if result[0] == "check_interval":
+            # above 1: check the schedule against it, then create only if that is still the
+            # agent's limit
+            minimum = int(result[1])
+            check_interval_against(self.task, minimum)
+            self._against = str(minimum)
+            return False, None
+        if result[0] == "missing_secret":
+            raise missing_secret(self.refs, result[1])
+        if result[0] == "existing":
+            return True, str(result[1])
+        return True, None
+
+
+class AsyncTaskStore:
+    """The API's reads and create of :class:`TaskStore` on an asyncio client: the same keys,
+    scripts and answers, awaited on the event loop rather than run in a thread."""
+
+    def __init__(self, client: "redis.asyncio.Redis", keys: Keys, settings: Settings) -> None:
+        self.r = client
+        self.keys = keys
+        self.settings = settings
+
+    async def get(self, task_id: str, agent: str | None = None) -> Task:
+        """:meth:`TaskStore.get`."""
+        fields = await self.r.hgetall(self.keys.task(task_id)) if _plausible_id(task_id) else {}
+        if not fields or (agent is not None and fields.get("created_by") != agent):
+            raise NotFound("task", task_id)
+        return from_hash(Task, fields)
+
+    async def list(
+        self,
+        *,
+        agent: str | None,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[builtins.list[Task], int]:
+        """:meth:`TaskStore.list`."""
+        index = self.keys.index(agent, status, kind)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zcard(index)
+        pipe.zrevrange(index, offset, offset + limit - 1)
+        total, ids = await pipe.execute()
+        if not ids:
+            return [], int(total)
+        pipe = self.r.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hgetall(self.keys.task(task_id))
+        return [from_hash(Task, f) for f in await pipe.execute() if f], int(total)
+
+    async def create(
+        self,
+        task: Task,
+        idempotency_key: str | None = None,
+        *,
+        planned: bool = False,
+        checked: bool = False,
+    ) -> tuple[Task, bool]:
+        """:meth:`TaskStore.create`."""
+        creation = _Creation(self.keys, self.settings, task, idempotency_key, planned, checked)
+        create = scripts.script(self.r, "create_task")
+        for _ in range(_RETRIES):
+            done, first = creation.reply(await create(keys=creation.keys, args=creation.args()))
+            if not done:
+                continue
+            if first is not None:
+                return await self.get(first), False
+            return task, True
+        raise _busy(task.id)
 
 
 def _as_dict(task: Task) -> dict[str, Any]:

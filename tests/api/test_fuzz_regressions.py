@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from app.store.tasks import TaskStore
+from app.store.tasks import AsyncTaskStore
 from tests.support.agents import ADMIN, AGENT_A, A
 from tests.support.api import assert_400, create, task_body
 
@@ -115,7 +115,7 @@ def test_an_unexpected_fault_is_logged_with_its_traceback(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("deliberately broken")
 
-    monkeypatch.setattr(TaskStore, "get", broken)
+    monkeypatch.setattr(AsyncTaskStore, "get", broken)
     with caplog.at_level(logging.ERROR, logger="chime.api"):
         resp = api.get(f"/tasks/{AGENT_A}", headers=A)
     assert resp.status_code == 500
