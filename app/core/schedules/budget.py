@@ -4,6 +4,10 @@ Every loop that searches for an occurrence spends steps from a :class:`Budget`; 
 constant amount of work (one month, one day or one period looked at). Past its steps, or past its
 CPU-time deadline, the budget raises :class:`ScheduleTooSlow`. Counting steps makes the refusal
 of a rule at create time the same on every machine; the deadline is the second guard.
+
+The clock is first read after :data:`_CHECK_EVERY` steps, and the deadline counts from there: a
+short computation (every create of a task computes one) never reads it, and reading a thread's
+CPU clock is a system call, which costs more than such a computation on a busy machine.
 """
 
 import time
@@ -40,7 +44,8 @@ class Budget:
         self.seconds = seconds
         self._left = steps
         self._timer = timer
-        self._deadline = None if seconds is None else timer() + seconds
+        #: set at the first check (after _CHECK_EVERY steps)
+        self._deadline: float | None = None
         self._next_check = _CHECK_EVERY
 
     @property
@@ -56,9 +61,12 @@ class Budget:
                 f"computing one occurrence of this schedule takes more than {self.steps:,} steps"
             )
         self._next_check -= steps
-        if self._next_check <= 0:
+        if self._next_check <= 0 and self.seconds is not None:
             self._next_check = _CHECK_EVERY
-            if self._deadline is not None and self._timer() > self._deadline:
+            now = self._timer()
+            if self._deadline is None:
+                self._deadline = now + self.seconds
+            elif now > self._deadline:
                 raise ScheduleTooSlow(
                     "computing one occurrence of this schedule takes more than "
                     f"{(self.seconds or 0) * 1000:g} ms"
