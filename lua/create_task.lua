@@ -19,7 +19,8 @@
 -- ARGV[7]  the min_interval_seconds the schedule was already checked against, '' for none
 -- ARGV[8]  n: how many secret names follow
 -- ARGV[9..8+n] secret names the payload refers to (each must be a field of KEYS[13])
--- ARGV[9+n..] field, value pairs of the hash
+-- ARGV[9+n] the hash's field, value pairs, as one MessagePack array of strings (one argument
+--          rather than ~50 keeps the client's encoding of the call short)
 -- Returns {'created', id} or {'existing', first_id}; writes nothing and returns
 -- {'check_interval', minimum} when the agent's min_interval_seconds (its override, else
 -- ARGV[6]) is above 1 and differs from ARGV[7] (the caller checks the schedule against it and
@@ -36,7 +37,7 @@ local limits_key, secrets_key = KEYS[12], KEYS[13]
 local task_id, created_at, next_run_at, idem_ttl, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local default_interval, checked_interval = ARGV[6], ARGV[7]
 local n_secrets = tonumber(ARGV[8])
-local first_field = 9 + n_secrets
+local fields = cmsgpack.unpack(ARGV[9 + n_secrets])
 
 if default_interval ~= '' then
   -- an override that is not a whole number is ignored, as app.core.limits.Limits does
@@ -51,7 +52,7 @@ if default_interval ~= '' then
   end
 end
 if n_secrets > 0 then
-  local found = redis.call('HMGET', secrets_key, unpack(ARGV, 9, first_field - 1))
+  local found = redis.call('HMGET', secrets_key, unpack(ARGV, 9, 8 + n_secrets))
   for i = 1, n_secrets do
     if not found[i] then
       return {'missing_secret', ARGV[8 + i]}
@@ -70,9 +71,9 @@ end
 
 local agent_field = 'created_by'
 local agent = nil
-for i = first_field, #ARGV - 1, 2 do
-  if ARGV[i] == agent_field then
-    agent = ARGV[i + 1]
+for i = 1, #fields - 1, 2 do
+  if fields[i] == agent_field then
+    agent = fields[i + 1]
   end
 end
 if agent then
@@ -81,7 +82,7 @@ if agent then
     return {ERR_QUOTA, tostring(full)}
   end
 end
-redis.call('HSET', task_key, unpack(ARGV, first_field))
+redis.call('HSET', task_key, unpack(fields))
 for i = 4, 11 do
   redis.call('ZADD', KEYS[i], created_at, task_id)
 end

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
 import redis
 import redis.asyncio
 
@@ -31,6 +32,7 @@ from app.store.scripts import ErrorCode
 from app.store.secrets import missing_secret
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+_msgpack = msgspec.msgpack.Encoder()
 #: what a transition plan returns: (script, KEYS, ARGV after now/status/version), or None
 _Step = tuple[str, list[str], list[Any]] | None
 _RETRIES = 20
@@ -383,9 +385,8 @@ class _Creation:
             keys.wake,
             interval,
         ]
-        self._tail: builtins.list[Any] = [len(names), *names]
-        for pair in to_hash(task).items():
-            self._tail += pair
+        pairs = [x for pair in to_hash(task).items() for x in pair]
+        self._tail: builtins.list[Any] = [len(names), *names, _msgpack.encode(pairs)]
         #: the min_interval_seconds the schedule was checked against ('' for none yet)
         self._against = ""
 

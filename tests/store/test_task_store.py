@@ -4,6 +4,7 @@ exactly as it was (every key's type, DUMP and TTL compared before and after)."""
 import uuid
 from typing import Any
 
+import msgspec
 import pytest
 import redis
 
@@ -93,9 +94,8 @@ def create_args(
     secrets: tuple[str, ...] = (),
 ) -> Any:
     argv: list[Any] = [task.id, task.created_at, next_run, 86_400_000 if idem else "", keys.wake]
-    argv += [interval, against, len(secrets), *secrets]
-    for name, value in to_hash(task).items():
-        argv += [name, value]
+    pairs = [x for pair in to_hash(task).items() for x in pair]
+    argv += [interval, against, len(secrets), *secrets, msgspec.msgpack.encode(pairs)]
     key_list = [
         keys.task(task.id),
         keys.due,
