@@ -102,7 +102,16 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         )
     if caller is None:
         raise NotAuthorizedException(detail="unknown or revoked token", headers=_CHALLENGE)
-    connection.state[_STATE_KEY] = caller
+    _scope_state(connection.scope)[_STATE_KEY] = caller
+
+
+def _scope_state(scope: Scope) -> dict[str, Any]:
+    """The connection's state as the scope holds it. ``connection.state`` wraps the same dict,
+    but builds a ``State`` (and its lock) on every access."""
+    state: dict[str, Any] | None = scope.get("state")
+    if state is None:
+        state = scope["state"] = {}
+    return state
 
 
 class Authenticate(ASGIMiddleware):
@@ -121,13 +130,13 @@ AUTHENTICATE = (Authenticate(),)
 
 async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard (after :data:`AUTHENTICATE`): only the admin token passes, agents get 403."""
-    caller = connection.state.get(_STATE_KEY)
+    caller = _scope_state(connection.scope).get(_STATE_KEY)
     if not isinstance(caller, Caller) or not caller.is_admin:
         raise Forbidden("only the admin token may manage agents")
 
 
 def provide_caller(request: Request[Any, Any, Any]) -> Caller:
-    caller = request.state.get(_STATE_KEY)
+    caller = _scope_state(request.scope).get(_STATE_KEY)
     if not isinstance(caller, Caller):
         raise NotAuthorizedException(detail="not authenticated", headers=_CHALLENGE)
     return caller
