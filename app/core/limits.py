@@ -2,7 +2,8 @@
 
 Defaults come from the settings; the admin may override any of them per agent. The gates that
 hold ``max_running`` and ``max_runs_per_minute`` live in Lua (``lua/includes/agent_gate.lua``);
-``max_tasks`` is checked by the create script; ``min_interval_seconds`` here, at create/update.
+``max_tasks`` is checked by the create script; ``min_interval_seconds`` here, at create/update
+(on create, the create script reads the agent's value and asks for this check when it is above 1).
 """
 
 from collections.abc import Callable, Mapping
