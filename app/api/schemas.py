@@ -21,7 +21,7 @@ from app.core import wholenumbers
 from app.core.errors import ValidationError
 from app.core.status import RunStatus, TaskStatus, Trigger
 from app.core.task import Run, Task
-from app.core.taskspec import INPUT_FIELDS, TaskSpec
+from app.core.taskspec import TaskSpec
 
 _S = TypeVar("_S", bound=msgspec.Struct)
 
@@ -288,20 +288,23 @@ class AgentLimitsOut(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limits: AgentLimits
 
 
+#: record fields the API does not show
+_HIDDEN = frozenset(Task.__struct_fields__) - frozenset(TaskOut.__struct_fields__)
+
+
 def task_out(task: Task) -> TaskOut:
-    return TaskOut(
-        **{name: getattr(task, name) for name in INPUT_FIELDS},
-        id=task.id,
+    fields = msgspec.structs.asdict(task)
+    for name in _HIDDEN:
+        del fields[name]
+    fields.update(
         status=TaskStatus(task.status),
         next_run_at=clock.iso(task.next_run_at),
         last_run_at=clock.iso(task.last_run_at),
         snoozed_until=clock.iso(task.snoozed_until),
-        snooze_reason=task.snooze_reason,
-        pause_reason=task.pause_reason,
         created_at=clock.iso(task.created_at) or "",
         updated_at=clock.iso(task.updated_at) or "",
-        run_count=task.run_count,
     )
+    return TaskOut(**fields)
 
 
 def run_out(run: Run) -> RunOut:

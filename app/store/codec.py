@@ -31,11 +31,15 @@ def text_or_none(value: object) -> str | None:
 def to_hash(record: Task | Run) -> dict[str, str]:
     """The hash fields of a record; ``None`` fields are left out."""
     out: dict[str, str] = {}
-    for name in record.__struct_fields__:
-        value = getattr(record, name)
+    for name, value in zip(record.__struct_fields__, msgspec.structs.astuple(record), strict=True):
         if value is None:
             continue
-        out[name] = encode_value(name, value)
+        if name in _JSON_FIELDS:
+            out[name] = _json.encode(value).decode()
+        elif value is True or value is False:
+            out[name] = "1" if value else "0"
+        else:
+            out[name] = str(value)  # what encode_value gives (str and repr agree on floats)
     return out
 
 
