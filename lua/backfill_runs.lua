@@ -11,7 +11,8 @@
 -- KEYS[6..] one run hash per run in ARGV[6..], in the same order
 -- ARGV[1]  now (ms)
 -- ARGV[2]  the task's dedupe_key as the caller read it ('' for none)
--- ARGV[3]  run key prefix ('{chime}:run:')
+-- ARGV[3]  run key prefix: the base of KEYS[3] and 'run:' ('{chime}:run:'), else a script
+--          error
 -- ARGV[4]  history cap (runs kept per task)
 -- ARGV[5]  outbox grace (ms)
 -- ARGV[6..] run_id, scheduled_for (ms) pairs, oldest first
@@ -21,21 +22,24 @@
 -- caller read it.
 
 -- @include "includes/errors.lua"
--- @include "includes/create_run.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
+-- @include "includes/chime_create_run.lua"
 
 local task_key, runs_key, outbox_key, delayed_key, dedupe_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, dedupe_raw, run_prefix, cap, grace =
-  ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local now, dedupe_raw, cap, grace = ARGV[1], ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5])
+local run_prefix = chime_run_prefix(chime_key_base(outbox_key, 'outbox'), ARGV[3])
 
-local t = redis.call('HMGET', task_key, 'status', 'dedupe_key', 'id')
-if not t[1] then
+local task_status, task_dedupe, task_id =
+  unpack(redis.call('HMGET', task_key, 'status', 'dedupe_key', 'id'))
+if not task_status then
   return {ERR_NOT_FOUND, 'task'}
 end
-if t[1] == 'canceled' then
-  return {ERR_CONFLICT, t[1]}
+if task_status == 'canceled' then
+  return {ERR_CONFLICT, task_status}
 end
-if (t[2] or '') ~= dedupe_raw then
+if (task_dedupe or '') ~= dedupe_raw then
   return {ERR_STALE, 'dedupe_key'}
 end
 if dedupe_raw == '' then
@@ -46,7 +50,7 @@ for i = 6, #ARGV, 2 do
   local run_id, scheduled_for = ARGV[i], ARGV[i + 1]
   local run_key = KEYS[6 + (i - 6) / 2]
   local status = chime_create_run({
-    task_id = t[3], task_key = task_key, runs_key = runs_key, run_key = run_key,
+    task_id = task_id, task_key = task_key, runs_key = runs_key, run_key = run_key,
     outbox_key = outbox_key, delayed_key = delayed_key, dedupe_key = dedupe_key,
     run_key_prefix = run_prefix, run_id = run_id, trigger = 'backfill',
     scheduled_for = scheduled_for, now = now, event_json = '', history_cap = cap,

@@ -27,7 +27,8 @@
 -- ARGV[8]  '1' to clear snoozed_until and snooze_reason (the snoozed occurrence fired)
 -- ARGV[9]  the task's dedupe_key in the snapshot ('' for none)
 -- ARGV[10] wake channel
--- ARGV[11] run key prefix ('{chime}:run:')
+-- ARGV[11] run key prefix: the base of KEYS[5] and 'run:' ('{chime}:run:'), else a script
+--          error
 -- ARGV[12] run history cap per task
 -- ARGV[13] outbox grace (ms)
 -- ARGV[14] the nominal occurrence the next next_run_at fires for when jitter moved it, ''
@@ -43,41 +44,47 @@
 -- {ERR_STALE, 'dedupe_key'} the task's dedupe_key changed since the snapshot: nothing changed.
 
 -- @include "includes/errors.lua"
--- @include "includes/task_common.lua"
--- @include "includes/create_run.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
+-- @include "includes/chime_set_due.lua"
+-- @include "includes/chime_move_indexes.lua"
+-- @include "includes/chime_create_run.lua"
 
 local task_key, due_key, claims_key, runs_key, outbox_key, delayed_key, dedupe_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local now, task_id, token, version, occurrence, next_run_at, mode, clear_snooze, dedupe_raw,
-  wake, run_prefix, cap, grace =
+  wake, cap, grace =
   ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],
-  ARGV[10], ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+  ARGV[10], tonumber(ARGV[12]), tonumber(ARGV[13])
 local next_occurrence = ARGV[14]
+local run_prefix = chime_run_prefix(chime_key_base(outbox_key, 'outbox'), ARGV[11])
 
 local held = redis.call('ZSCORE', claims_key, task_id)
 if not held or tonumber(held) ~= token then
   return {ERR_LOST, 'claim'}
 end
 
-local t = redis.call('HMGET', task_key, 'status', 'sched_version', 'next_run_at', 'dedupe_key')
+local task_status, task_version, task_next_run_at, task_dedupe = unpack(redis.call('HMGET',
+  task_key, 'status', 'sched_version', 'next_run_at', 'dedupe_key'))
 local reason
-if not t[1] then
+if not task_status then
   reason = 'task'
-elseif t[1] ~= 'active' then
-  reason = 'status:' .. t[1]
-elseif (t[2] or '0') ~= version then
+elseif task_status ~= 'active' then
+  reason = 'status:' .. task_status
+elseif (task_version or '0') ~= version then
   reason = 'version'
-elseif t[3] ~= occurrence then
+elseif task_next_run_at ~= occurrence then
   reason = 'moved'
 end
 if reason then
   redis.call('ZREM', claims_key, task_id)
-  if t[1] == 'active' and t[3] and not redis.call('ZSCORE', due_key, task_id) then
-    chime_set_due(due_key, wake, task_id, t[3])
+  if task_status == 'active' and task_next_run_at
+    and not redis.call('ZSCORE', due_key, task_id) then
+    chime_set_due(due_key, wake, task_id, task_next_run_at)
   end
   return {'released', reason}
 end
-if (t[4] or '') ~= dedupe_raw then
+if (task_dedupe or '') ~= dedupe_raw then
   return {ERR_STALE, 'dedupe_key'}
 end
 
@@ -124,12 +131,8 @@ else
   redis.call('HDEL', task_key, 'next_run_at')
   if mode == 'repeat' or not live then
     redis.call('HSET', task_key, 'status', 'completed', 'updated_at', now)
-    local old_idx, new_idx = {}, {}
-    for i = 8, 15 do
-      old_idx[#old_idx + 1] = KEYS[i]
-      new_idx[#new_idx + 1] = KEYS[i + 8]
-    end
-    chime_reindex(old_idx, new_idx, task_id, redis.call('HGET', task_key, 'created_at'))
+    chime_move_indexes({unpack(KEYS, 8, 15)}, {unpack(KEYS, 16, 23)}, task_id,
+      redis.call('HGET', task_key, 'created_at'))
     out[3] = 1
   end
 end

@@ -16,8 +16,9 @@
 -- (includes/agent_quota.lua).
 
 -- @include "includes/errors.lua"
--- @include "includes/task_common.lua"
--- @include "includes/agent_quota.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_set_due.lua"
+-- @include "includes/chime_agent_tasks_full.lua"
 
 local task_key, due_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
 local task_id, created_at, next_run_at, idem_ttl, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]

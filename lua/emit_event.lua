@@ -14,7 +14,8 @@
 -- ARGV[1]  now (ms)
 -- ARGV[2]  agent id (the event's emitter)
 -- ARGV[3]  event JSON stored on every run ({"id", "name"}, and "depth" past 0)
--- ARGV[4]  run key prefix ('{chime}:run:')
+-- ARGV[4]  run key prefix: the base of KEYS[1] and 'run:' ('{chime}:run:'), else a script
+--          error
 -- ARGV[5]  run history cap per task
 -- ARGV[6]  outbox grace (ms)
 -- ARGV[7]  wake channel: published when a held run becomes the earliest in delayed
@@ -26,11 +27,14 @@
 -- read it: nothing changed, read again.
 
 -- @include "includes/errors.lua"
--- @include "includes/create_run.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
+-- @include "includes/chime_create_run.lua"
 
 local outbox_key, delayed_key, event_key = KEYS[1], KEYS[2], KEYS[3]
-local now, agent, event_json, run_prefix, cap, grace, wake =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local now, agent, event_json, cap, grace, wake =
+  ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local run_prefix = chime_run_prefix(chime_key_base(outbox_key, 'outbox'), ARGV[4])
 local event_data = ARGV[8]
 
 local eligible = {}
@@ -41,11 +45,11 @@ for i = 9, #ARGV, 4 do
     task_key = KEYS[4 + 4 * n], runs_key = KEYS[5 + 4 * n], run_key = KEYS[6 + 4 * n],
     dedupe_key = KEYS[7 + 4 * n]
   }
-  local t = redis.call('HMGET', c.task_key, 'status', 'schedule_kind', 'created_by',
-    'schedule_expr', 'dedupe_key')
-  if t[1] == 'active' and t[2] == 'event' and t[3] == agent
+  local status, kind, created_by, expr, dedupe = unpack(redis.call('HMGET', c.task_key,
+    'status', 'schedule_kind', 'created_by', 'schedule_expr', 'dedupe_key'))
+  if status == 'active' and kind == 'event' and created_by == agent
     and redis.call('EXISTS', c.run_key) == 0 then
-    if (t[4] or '') ~= c.expr or (t[5] or '') ~= c.dedupe then
+    if (expr or '') ~= c.expr or (dedupe or '') ~= c.dedupe then
       return {ERR_STALE, c.task_id}
     end
     eligible[#eligible + 1] = c
@@ -60,10 +64,14 @@ if #eligible > 0 then
   redis.call('HINCRBY', event_key, 'refs', #eligible)
 end
 for _, c in ipairs(eligible) do
+  local dedupe_key = c.dedupe_key
+  if c.dedupe == '' then
+    dedupe_key = ''
+  end
   local status = chime_create_run({
     task_id = c.task_id, task_key = c.task_key, runs_key = c.runs_key, run_key = c.run_key,
     outbox_key = outbox_key, delayed_key = delayed_key,
-    dedupe_key = c.dedupe == '' and '' or c.dedupe_key,
+    dedupe_key = dedupe_key,
     run_key_prefix = run_prefix, run_id = c.run_id, trigger = 'event', scheduled_for = now,
     now = now, event_json = event_json, event_key = event_key, history_cap = cap,
     grace_ms = grace

@@ -23,8 +23,8 @@
 -- changed.
 
 -- @include "includes/errors.lua"
--- @include "includes/task_common.lua"
--- @include "includes/queue_run.lua"
+-- @include "includes/chime_set_due.lua"
+-- @include "includes/chime_queue_run.lua"
 
 local run_key, task_key, delayed_key, claims_key, outbox_key, dedupe_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -35,18 +35,19 @@ local held = redis.call('ZSCORE', claims_key, run_id)
 if not held or tonumber(held) ~= token then
   return {ERR_LOST, 'claim'}
 end
-local run = redis.call('HMGET', run_key, 'status', 'trigger', 'next_attempt_at', 'priority')
-if run[1] ~= 'pending' then
+local run_status, trigger, next_attempt_at, priority = unpack(redis.call('HMGET', run_key,
+  'status', 'trigger', 'next_attempt_at', 'priority'))
+if run_status ~= 'pending' then
   redis.call('ZREM', claims_key, run_id)
-  return {'dropped', run[1] or ''}
+  return {'dropped', run_status or ''}
 end
-local task = redis.call('HMGET', task_key, 'dedupe_key', 'dedupe_window_seconds',
-  'snoozed_until')
-local hold_until = tonumber(run[3] or '0')
-if run[2] == 'event' then
-  hold_until = math.max(hold_until, tonumber(task[3] or '0'))
+local task_dedupe, dedupe_window, snoozed_until = unpack(redis.call('HMGET', task_key,
+  'dedupe_key', 'dedupe_window_seconds', 'snoozed_until'))
+local hold_until = tonumber(next_attempt_at or '0')
+if trigger == 'event' then
+  hold_until = math.max(hold_until, tonumber(snoozed_until or '0'))
 end
-if hold_until <= now and (task[1] or '') ~= dedupe_raw then
+if hold_until <= now and (task_dedupe or '') ~= dedupe_raw then
   return {ERR_STALE, 'dedupe_key'}
 end
 
@@ -60,6 +61,6 @@ end
 if dedupe_raw == '' then
   dedupe_key = ''
 end
-local window_ms = math.floor(tonumber(task[2] or '3600') * 1000)
+local window_ms = math.floor(tonumber(dedupe_window or '3600') * 1000)
 local status = chime_queue_run(run_key, outbox_key, dedupe_key, window_ms, run_id, now, grace)
-return {status, run[4] or '5', run[2] or ''}
+return {status, priority or '5', trigger or ''}

@@ -9,7 +9,8 @@
 -- ARGV[1]  now (ms)
 -- ARGV[2]  run id
 -- ARGV[3]  the task's dedupe_key as the caller read it ('' for none)
--- ARGV[4]  run key prefix ('{chime}:run:')
+-- ARGV[4]  run key prefix: the base of KEYS[4] and 'run:' ('{chime}:run:'), else a script
+--          error
 -- ARGV[5]  history cap (runs kept per task)
 -- ARGV[6]  outbox grace (ms)
 -- Returns {'ok', status} with the run's status ('queued' or 'deduped');
@@ -19,12 +20,15 @@
 -- since the caller read it; {ERR_EXISTS, run_id} the run exists.
 
 -- @include "includes/errors.lua"
--- @include "includes/create_run.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
+-- @include "includes/chime_create_run.lua"
 
 local task_key, runs_key, run_key, outbox_key, delayed_key, dedupe_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local now, run_id, dedupe_raw, run_prefix, cap, grace =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local now, run_id, dedupe_raw, cap, grace =
+  ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6])
+local run_prefix = chime_run_prefix(chime_key_base(outbox_key, 'outbox'), ARGV[4])
 
 local task_status, task_dedupe, task_id =
   unpack(redis.call('HMGET', task_key, 'status', 'dedupe_key', 'id'))

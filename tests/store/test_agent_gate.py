@@ -1,4 +1,4 @@
-"""The per-agent gate in the run scripts, against the real Redis (``lua/includes/agent_gate.lua``
+"""The per-agent gate in the run scripts, against the real Redis (``lua/includes/chime_agent_*.lua``
 through ``run_now``, ``start_run``, ``finish_run``, ``renew_runs`` and ``release_delayed``):
 ``max_running`` slots taken at queue time and handed on in order, lapsed holders dropped, the
 per-minute window, the retry floor; another agent never waits on them."""

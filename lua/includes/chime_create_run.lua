@@ -1,66 +1,48 @@
--- Create one run of a task (included, not called on their own). Every trigger (schedule,
--- run_now, event) creates runs here, so dedupe, history and counters behave the same.
+-- Create one run of a task. Every trigger (schedule, run_now, backfill, event) creates runs
+-- here, so dedupe, history and counters behave the same.
 --
 -- chime_create_run(c) with c a table:
 --   task_id, task_key, runs_key, run_key, outbox_key, delayed_key, dedupe_key ('' for none),
---   run_key_prefix (runs of this task are trimmed by id: '{chime}:run:'),
+--   run_key_prefix (runs of this task are trimmed by id: base..'run:', chime_run_prefix),
 --   run_id, trigger, scheduled_for (ms), now (ms), event_json ('' for none),
 --   event_key (optional: the event record the run refers to for the event's data; a run
 --   trimmed from the history gives up its reference, and the last one deletes the record),
 --   history_cap, grace_ms
 -- The task hash must exist (callers check). A run id that exists already creates nothing: a
 -- scheduler that repeats a commit after a crash makes no second run.
--- The task's overlap_policy applies while an earlier run is in progress (includes/overlap.lua):
--- `skip` ends the new run `skipped` (error naming the run in progress); `buffer_one` makes it
--- wait `pending` (dedupe already applied) until the earlier run ends, and a run created while
--- one is buffered is `skipped`; `cancel_running` cancels the earlier runs (stopping a running
--- one, announced on the cancel channel '<prefix>:cancels' next to the run key prefix) and goes
--- on. Two triggers racing are two script calls: the second sees the first's run.
+-- The task's overlap_policy applies while an earlier run is in progress
+-- (chime_overlap_in_progress): `skip` ends the new run `skipped` (error naming the run in
+-- progress); `buffer_one` makes it wait `pending` (dedupe already applied) until the earlier run
+-- ends (chime_overlap_release), and a run created while one is buffered is `skipped`;
+-- `cancel_running` cancels the earlier runs (chime_overlap_stop: stopping a running one,
+-- announced on the cancel channel base..'cancels') and goes on. Two triggers racing are two
+-- script calls: the second sees the first's run.
 -- Returns the new run's status ('queued', 'deduped', 'pending', 'skipped'), or false when it
 -- existed.
 
--- @include "includes/queue_run.lua"
--- @include "includes/overlap.lua"
-
-local chime_terminal = {
-  succeeded = true, failed = true, deduped = true, canceled = true, skipped = true
-}
-
-local function chime_trim_history(runs_key, run_key_prefix, cap)
-  local excess = redis.call('ZCARD', runs_key) - cap
-  if excess <= 0 then
-    return
-  end
-  local oldest = redis.call('ZRANGE', runs_key, 0, excess - 1)
-  for _, id in ipairs(oldest) do
-    local rkey = run_key_prefix .. id
-    local status = redis.call('HGET', rkey, 'status')
-    if not status or chime_terminal[status] then
-      local event_key = redis.call('HGET', rkey, 'event_key')
-      if event_key and redis.call('HINCRBY', event_key, 'refs', -1) <= 0 then
-        redis.call('DEL', event_key)
-      end
-      redis.call('DEL', rkey)
-      redis.call('ZREM', runs_key, id)
-    end
-  end
-end
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_claim_dedupe.lua"
+-- @include "includes/chime_queue_run.lua"
+-- @include "includes/chime_overlap_in_progress.lua"
+-- @include "includes/chime_overlap_stop.lua"
+-- @include "includes/chime_trim_history.lua"
 
 local function chime_create_run(c)
   if redis.call('EXISTS', c.run_key) == 1 then
     return false
   end
-  local t = redis.call('HMGET', c.task_key, 'created_by', 'priority', 'max_retries',
-    'snoozed_until', 'dedupe_window_seconds', 'overlap_policy')
-  local policy = t[6] or 'allow'
+  local agent, priority, max_retries, snoozed, dedupe_window, overlap_policy =
+    unpack(redis.call('HMGET', c.task_key, 'created_by', 'priority', 'max_retries',
+      'snoozed_until', 'dedupe_window_seconds', 'overlap_policy'))
+  local policy = overlap_policy or 'allow'
   local earlier = {}
   if policy ~= 'allow' then
     earlier = chime_overlap_in_progress(c.runs_key, c.run_key_prefix)
   end
   local fields = {
     'id', c.run_id, 'task_id', c.task_id,
-    'agent_id', t[1], 'trigger', c.trigger, 'scheduled_for', c.scheduled_for,
-    'attempt', 1, 'max_attempts', tonumber(t[3] or '0') + 1, 'priority', t[2] or '5',
+    'agent_id', agent, 'trigger', c.trigger, 'scheduled_for', c.scheduled_for,
+    'attempt', 1, 'max_attempts', tonumber(max_retries or '0') + 1, 'priority', priority or '5',
     'created_at', c.now, 'steps', '[]', 'status', 'pending'
   }
   if c.event_json ~= '' then
@@ -77,18 +59,18 @@ local function chime_create_run(c)
   redis.call('HSET', c.task_key, 'last_run_at', c.scheduled_for)
 
   local status
-  local snoozed_until = tonumber(t[4] or '0')
+  local snoozed_until = tonumber(snoozed or '0')
   local buffered = nil
   for _, r in ipairs(earlier) do
-    if r[3] == '1' then
-      buffered = r[1]
+    if r.buffered == '1' then
+      buffered = r.id
     end
   end
   if #earlier > 0 and (policy == 'skip' or (policy == 'buffer_one' and buffered)) then
-    local holder = earlier[1][1]
+    local holder = earlier[1].id
     for _, r in ipairs(earlier) do
-      if r[3] ~= '1' then
-        holder = r[1]
+      if r.buffered ~= '1' then
+        holder = r.id
       end
     end
     redis.call('HSET', c.run_key, 'status', 'skipped', 'finished_at', c.now,
@@ -98,15 +80,15 @@ local function chime_create_run(c)
     return 'skipped'
   end
   if #earlier > 0 and policy == 'cancel_running' then
-    local cancels = string.sub(c.run_key_prefix, 1, -5) .. 'cancels'
+    local cancels = chime_key_base(c.run_key_prefix, 'run:') .. 'cancels'
     chime_overlap_stop(c.run_key_prefix, cancels, c.delayed_key, c.outbox_key, earlier, c.now,
       'canceled: replaced by run ' .. c.run_id)
     redis.call('HDEL', c.task_key, 'overlap_buffered')
   end
-  local window_ms = math.floor(tonumber(t[5] or '3600') * 1000)
+  local window_ms = math.floor(tonumber(dedupe_window or '3600') * 1000)
   if #earlier > 0 and policy == 'buffer_one' then
     -- it waits for the earlier run, holding its dedupe window; the agent's gate applies when
-    -- it is released (includes/overlap.lua)
+    -- it is released (chime_overlap_release)
     if chime_claim_dedupe(c.run_key, c.dedupe_key, window_ms, c.run_id, c.now) then
       redis.call('HSET', c.run_key, 'overlap_buffered', '1')
       redis.call('HSET', c.task_key, 'overlap_buffered', c.run_id)
