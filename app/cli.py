@@ -305,7 +305,7 @@ def cmd_tasks_upcoming(args: argparse.Namespace, settings: Settings) -> int:
 
     with _client(settings) as client:
         task = _tasks(client, settings).get(args.task_id)
-    grace = round(settings.misfire_grace_seconds * 1000)
+    grace = clock.ms(settings.misfire_grace_seconds)
     items = [clock.iso(t) for t in upcoming(task, clock.now_ms(), grace, args.count)]
     if args.json:
         _print_json({"items": items})

@@ -33,7 +33,9 @@ from typing import Any, Literal, TypeAlias
 import redis
 
 from app import clock
+from app.clock import ms
 from app.core.errors import ChimeError, ConfigError, ScheduleError
+from app.core.planning import plan_occurrence
 from app.core.schedules import parse_schedule
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.task import Task
@@ -48,10 +50,8 @@ from app.store.scheduling import (
     Claim,
     claim,
     commit_occurrence,
-    ms,
     parse_commit,
     parse_release,
-    plan_occurrence,
     release_claims,
     release_delayed,
 )

@@ -72,7 +72,7 @@ def _call(
         dedupe_key or "",
         keys.run(""),
         settings.run_history,
-        round(settings.enqueue_grace_seconds * 1000),
+        clock.ms(settings.enqueue_grace_seconds),
     ]
     for run_id, at in zip(ids, found, strict=True):
         args += [run_id, at]

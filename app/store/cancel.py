@@ -49,8 +49,8 @@ def cancel_run(
         args=[
             clock.now_ms(),
             keys.run(""),
-            round(settings.semaphore_lease_seconds * 1000),
-            round(settings.enqueue_grace_seconds * 1000),
+            clock.ms(settings.semaphore_lease_seconds),
+            clock.ms(settings.enqueue_grace_seconds),
             keys.cancels,
             keys.wake,
         ],
