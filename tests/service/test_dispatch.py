@@ -1,28 +1,12 @@
 """The last step of every use case (``app/service/dispatch.py``) against the real Redis: what it
 counts, what it puts on RQ and what it takes off."""
 
-from collections.abc import Iterator
-
-import pytest
-import redis
 from rq.job import Job
 
 from app.service.backend import Backend
 from app.service.dispatch import Made, dispatch, enqueue_handed, withdraw
-from app.settings import Settings
 from app.store import stats
-from app.store.connection import rq_client
-from app.store.keys import Keys
 from tests.scheduler.support import rq_job_ids
-
-
-@pytest.fixture
-def backend(r: redis.Redis, keys: Keys, settings: Settings) -> Iterator[Backend]:
-    rq = rq_client(settings.redis_url)
-    try:
-        yield Backend(r, rq, keys, settings)
-    finally:
-        rq.close()
 
 
 def test_each_run_is_counted_once_by_status_and_trigger_and_only_queued_ones_go_to_rq(

@@ -1,31 +1,14 @@
 """The use cases (``app/service``) against the real Redis: each runs its script, then puts its
 runs on RQ or takes them off, then counts them, with one counting rule for every trigger."""
 
-from collections.abc import Iterator
-
-import pytest
-import redis
-
 from app import clock
 from app.service import tasks
 from app.service.backend import Backend
-from app.settings import Settings
 from app.store import stats
-from app.store.connection import rq_client
-from app.store.keys import Keys
 from tests.scheduler.support import create, rq_job_ids
 from tests.support.agents import AGENT
 
 HOUR_MS = 3_600_000
-
-
-@pytest.fixture
-def backend(r: redis.Redis, keys: Keys, settings: Settings) -> Iterator[Backend]:
-    rq = rq_client(settings.redis_url)
-    try:
-        yield Backend(r, rq, keys, settings)
-    finally:
-        rq.close()
 
 
 def test_run_now_enqueues_the_queued_run_and_counts_a_deduped_one_as_suppressed(
