@@ -117,11 +117,14 @@ def test_an_include_that_keeps_the_rules_passes_the_check() -> None:
 
 
 def test_every_include_is_used_and_defined_before_its_calls() -> None:
+    """And a script carries no function it never calls (it includes what it calls, no more)."""
     used: set[str] = set()
     for name in scripts.NAMES:
         expanded = _code(scripts.source(name))
         defined = _DEFINES.findall(expanded)
         assert len(defined) == len(set(defined)), f"{name}: an include expanded twice"
+        idle = [f for f in defined if len(re.findall(rf"\b{f}\(", expanded)) < 2]
+        assert not idle, f"{name}: defines {idle} and never calls them"
         for m in _CALLED.finditer(expanded):
             where = expanded.find(f"local function {m.group(1)}(")
             assert 0 <= where < m.start(), f"{name}: {m.group(1)} called before it is defined"
