@@ -7,8 +7,8 @@ from rq.job import Job
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create
 from tests.support.agents import AGENT
+from tests.support.scheduler import create
 
 
 def test_a_run_now_job_names_its_task(

@@ -14,7 +14,7 @@ import redis
 from app import clock
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import (
+from tests.support.scheduler import (
     create,
     once_at,
     rq_job_ids,

@@ -36,9 +36,9 @@ from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys, queue_name
 from app.store.runs import load_run
 from app.store.tasks import TaskStore
-from tests.scheduler.support import process_state, spawn_scheduler, wake_subscribers
-from tests.scheduler.support import settings_with as replace_settings
 from tests.support.agents import AGENT
+from tests.support.scheduler import process_state, spawn_scheduler, wake_subscribers
+from tests.support.scheduler import settings_with as replace_settings
 from tests.support.waiting import wait_for as wait_until
 from tests.support.workers import LocalServer, Workers
 from tests.support.workers import worker_task as make_task
