@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from app.api.auth import Caller, provide_caller
+from app.service.backend import Backend
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
@@ -34,6 +35,11 @@ class Api:
     @property
     def store(self) -> TaskStore:
         return TaskStore(self.client, self.keys, self.settings)
+
+    @property
+    def backend(self) -> Backend:
+        """What the use cases (``app/service``) take."""
+        return Backend(self.client, self.rq, self.keys, self.settings)
 
 
 def provide_api(request: Request[Any, Any, Any]) -> Api:

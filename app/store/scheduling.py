@@ -15,11 +15,8 @@ from typing import Any, Literal
 
 import redis
 
-from app.clock import ms as ms  # re-exported for the scheduler
-from app.core.planning import MAX_CATCH_UP as MAX_CATCH_UP  # re-exported for callers
-from app.core.planning import MAX_SKIP_COUNT as MAX_SKIP_COUNT
+from app.clock import ms
 from app.core.planning import Plan, occurrence_run_id
-from app.core.planning import plan_occurrence as plan_occurrence
 from app.core.status import RunStatus, TaskStatus
 from app.core.task import Task
 from app.settings import Settings

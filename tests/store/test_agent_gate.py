@@ -205,7 +205,7 @@ def test_canceling_a_queued_run_hands_its_agent_slot_on_at_once(
     waiting = store.run_now(task.id, AGENT)
     assert (queued.status, waiting.status) == ("queued", "pending")
 
-    assert cancel_run(r, r, keys, settings, queued.id, AGENT).outcome == "canceled"
+    assert cancel_run(r, keys, settings, queued.id, AGENT).outcome == "canceled"
 
     assert r.zscore(keys.agent_slots(AGENT), queued.id) is None
     assert r.zscore(keys.agent_slots(AGENT), waiting.id) is not None

@@ -5,18 +5,16 @@ from typing import Any
 import pytest
 import redis
 
+from app.core.planning import Plan, occurrence_run_id, plan_occurrence
 from app.core.task import Task
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.scheduling import (
     Claim,
     Commit,
-    Plan,
     claim,
     commit_occurrence,
-    occurrence_run_id,
     parse_commit,
-    plan_occurrence,
 )
 from app.store.tasks import TaskStore
 from tests.support.agents import AGENT

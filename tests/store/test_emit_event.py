@@ -8,10 +8,12 @@ import redis
 
 from app import clock
 from app.core.errors import ValidationError
+from app.service.backend import Backend
+from app.service.events import emit_event
 from app.settings import Settings
 from app.store import scripts, stats
 from app.store.connection import rq_client
-from app.store.events import create_event_runs, emit_event, matches
+from app.store.events import create_event_runs, matches
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
 from tests.support.agents import AGENT, OTHER_AGENT
@@ -53,7 +55,7 @@ def test_matching_tasks_of_the_agent_get_one_queued_run_each_on_rq(
     theirs = create(store, schedule_kind="event", schedule_expr="invoice.*", created_by=OTHER_AGENT)
     rq = rq_client(settings.redis_url)
 
-    event_id, runs = emit_event(r, rq, keys, settings, AGENT, "invoice.paid", {"n": 1})
+    event_id, runs = emit_event(Backend(r, rq, keys, settings), AGENT, "invoice.paid", {"n": 1})
 
     assert sorted(run.task_id for run in runs) == sorted([exact.id, glob.id])
     for run in runs:
@@ -98,10 +100,13 @@ def test_a_held_dedupe_window_ends_the_event_run_deduped(
 ) -> None:
     create(store, schedule_kind="event", schedule_expr="e", dedupe_key="k")
     r.set(keys.dedupe(AGENT, "k"), "holder", px=60_000)
+    rq = rq_client(settings.redis_url)
 
-    _, [run] = create_event_runs(r, keys, settings, AGENT, "e", {})
+    _, [run] = emit_event(Backend(r, rq, keys, settings), AGENT, "e", {})
 
     assert run.status == "deduped"
+    assert rq_job_ids(rq) == []
+    rq.close()
     counted = stats.read(r, keys)
     assert counted["runs:deduped:event"] == counted["dedupe_suppressed"] == 1
 
