@@ -11,8 +11,8 @@ from app.service.events import emit_event
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, rq_job_ids, runs_of
 from tests.support.agents import AGENT, OTHER_AGENT
+from tests.support.scheduler import create, rq_job_ids, runs_of
 from workers.scheduler import Scheduler
 
 

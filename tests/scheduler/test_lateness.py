@@ -17,8 +17,8 @@ from rq.job import Job
 from app import clock
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, once_at, runs_of, spawn_scheduler, wake_subscribers
 from tests.support.agents import AGENT
+from tests.support.scheduler import create, once_at, runs_of, spawn_scheduler, wake_subscribers
 from tests.support.waiting import wait_for
 
 IDLE_SECONDS = 2.0

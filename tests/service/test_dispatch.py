@@ -6,7 +6,7 @@ from rq.job import Job
 from app.service.backend import Backend
 from app.service.dispatch import Made, dispatch, enqueue_handed, withdraw
 from app.store import stats
-from tests.scheduler.support import rq_job_ids
+from tests.support.scheduler import rq_job_ids
 
 
 def test_each_run_is_counted_once_by_status_and_trigger_and_only_queued_ones_go_to_rq(

@@ -5,8 +5,8 @@ from app import clock
 from app.service import tasks
 from app.service.backend import Backend
 from app.store import stats
-from tests.scheduler.support import create, rq_job_ids
 from tests.support.agents import AGENT
+from tests.support.scheduler import create, rq_job_ids
 
 HOUR_MS = 3_600_000
 

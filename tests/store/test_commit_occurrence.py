@@ -17,8 +17,8 @@ from app.store.scheduling import (
     parse_commit,
 )
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, db_state, once_at, runs_of
 from tests.support.agents import AGENT
+from tests.support.scheduler import create, db_state, once_at, runs_of
 
 LEASE = 30_000
 GRACE = 60_000

@@ -16,8 +16,8 @@ from app.store.connection import rq_client
 from app.store.events import create_event_runs, matches
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, db_state, rq_job_ids, runs_of
 from tests.support.agents import AGENT, OTHER_AGENT
+from tests.support.scheduler import create, db_state, rq_job_ids, runs_of
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys, queue_name
 from app.store.outbox import LONGEST_LOOK_GRACES, judge
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, db_state, rq_job_ids
 from tests.support.agents import AGENT
+from tests.support.scheduler import create, db_state, rq_job_ids
 
 GRACE = 30_000
 

@@ -17,8 +17,8 @@ from app.service.runs import cancel_run
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import runs_of, spawn_scheduler, wake_subscribers
 from tests.support.agents import AGENT
+from tests.support.scheduler import runs_of, spawn_scheduler, wake_subscribers
 from tests.support.waiting import wait_for
 from tests.support.workers import Workers
 from tests.support.workers import worker_task as make_task
