@@ -13,7 +13,7 @@
 -- ARGV[6..] field, value pairs of the hash
 -- Returns {'created', id} or {'existing', first_id}; {ERR_EXISTS, id} if the task id exists
 -- already; {ERR_QUOTA, max_tasks} when the agent (field created_by) has reached its max_tasks
--- (includes/agent_quota.lua).
+-- (includes/chime_agent_tasks_full.lua).
 
 -- @include "includes/errors.lua"
 -- @include "includes/chime_key_base.lua"

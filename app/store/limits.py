@@ -1,7 +1,7 @@
 """Per-agent limits in Redis: the defaults the processes publish, the admin's overrides, and
 what an agent uses against them.
 
-The Lua gates (``lua/includes/agent_gate.lua``) read ``max_running`` and
+The Lua gates (``lua/includes/chime_agent_*.lua``) read ``max_running`` and
 ``max_runs_per_minute`` from the agent's override hash, else from the defaults hash every
 process writes at start-up from its settings (``publish_defaults``), so a worker and a
 scheduler hold the same limits without passing them along with every run.
