@@ -69,7 +69,6 @@ MAX_SLEEP_SECONDS = 5.0
 _STOP_CHECK_SECONDS = 0.2
 _WAKE_LEAD_SECONDS = 0.002
 _WAKE_STEP_SECONDS = 0.0002
-_RETRIES = 5
 #: the longest ``pause_reason`` the scheduler writes
 PAUSE_REASON_MAX = 500
 _SCRIPTS = (
@@ -102,8 +101,8 @@ class Settled:
     outcome: str = ""
 
 
-#: a claim and how to read the reply of its script (None: stale, stage it again)
-Call: TypeAlias = tuple[Claim, Callable[[Any], Settled | None]]
+#: a claim and how to read the reply of its script
+Call: TypeAlias = tuple[Claim, Callable[[Any], Settled]]
 #: put one script call per claim kept in the pipeline; returns the calls in order
 Stage: TypeAlias = Callable[[Sequence[Claim], int, Any], list[Call]]
 
@@ -201,34 +200,24 @@ class Scheduler:
         return claims
 
     def _commit(self, kind: Kind, claims: Sequence[Claim], now: int, stage: Stage) -> list[Settled]:
-        """The one commit loop of both kinds: ``stage`` puts one script call per claim it keeps
-        in a pipeline (a claim it gives back or drops is no longer held), each reply is parsed;
-        a stale one (the record changed since it was read) is staged again, up to
-        ``_RETRIES`` times, and a claim that fails stays claimed until its lease lapses."""
+        """The one commit path of both kinds: ``stage`` puts one script call per claim it keeps
+        in a pipeline (a claim it gives back or drops is no longer held), and each reply is
+        read. A claim whose script failed stays claimed until its lease lapses. The scripts
+        read what they decide on themselves (the task's dedupe window included), so no reply
+        asks for a second try."""
         held = self._held[kind]
+        pipe = self.r.pipeline(transaction=False)
+        calls = stage(claims, now, pipe)
+        if not calls:
+            return []
         settled: list[Settled] = []
-        pending = claims
-        for _ in range(_RETRIES):
-            pipe = self.r.pipeline(transaction=False)
-            calls = stage(pending, now, pipe)
-            if not calls:
-                break
-            stale: list[Claim] = []
-            for (c, parse), reply in zip(calls, pipe.execute(raise_on_error=False), strict=True):
-                if isinstance(reply, Exception):
-                    event, member = _COMMIT_FAILED[kind]
-                    logger.error(event, extra={member: c.member, "error": reply})
-                    held.pop(c.member, None)
-                    continue
-                done = parse(reply)
-                if done is None:
-                    stale.append(c)
-                    continue
-                held.pop(c.member, None)
-                settled.append(done)
-            pending = stale
-            if not pending:
-                break
+        for (c, parse), reply in zip(calls, pipe.execute(raise_on_error=False), strict=True):
+            held.pop(c.member, None)
+            if isinstance(reply, Exception):
+                event, member = _COMMIT_FAILED[kind]
+                logger.error(event, extra={member: c.member, "error": reply})
+                continue
+            settled.append(parse(reply))
         return settled
 
     def _stage_due(self, claims: Sequence[Claim], now: int, pipe: Any) -> list[Call]:
@@ -306,30 +295,9 @@ class Scheduler:
         result.enqueued += len(dispatch(self.backend, [m for s in settled for m in s.made]))
 
     def _stage_delayed(self, claims: Sequence[Claim], now: int, pipe: Any) -> list[Call]:
-        reads = self.r.pipeline(transaction=False)
         for c in claims:
-            reads.hmget(self.keys.run(c.member), "task_id", "agent_id")
-        owners: list[list[str | None]] = reads.execute()
-        reads = self.r.pipeline(transaction=False)
-        for task_id, _agent in owners:
-            reads.hget(self.keys.task(task_id or ""), "dedupe_key")
-        dedupes: list[str | None] = reads.execute()
-        calls: list[Call] = []
-        for c, (task_id, agent), dedupe in zip(claims, owners, dedupes, strict=True):
-            release_delayed(
-                self.r,
-                self.keys,
-                self.settings,
-                c.member,
-                task_id,
-                agent,
-                dedupe,
-                c.token,
-                now,
-                pipe=pipe,
-            )
-            calls.append((c, partial(_settle_release, c.member)))
-        return calls
+            release_delayed(self.r, self.keys, self.settings, c.member, c.token, now, pipe=pipe)
+        return [(c, partial(_settle_release, c.member)) for c in claims]
 
     def _sweep(self, now: int, result: PassResult) -> None:
         found = reconcile(self.backend, now, self.grace_ms, self.batch)
@@ -477,11 +445,9 @@ class Scheduler:
         self.rq.close()
 
 
-def _settle_commit(skipped: int, reply: Any) -> "Settled | None":
-    """A due task's commit: the runs it made (None: stale)."""
+def _settle_commit(skipped: int, reply: Any) -> Settled:
+    """A due task's commit: the runs it made."""
     commit = parse_commit(reply)
-    if commit.outcome == "stale":
-        return None
     if commit.outcome != "committed":
         return Settled()
     made = [
@@ -492,11 +458,9 @@ def _settle_commit(skipped: int, reply: Any) -> "Settled | None":
     return Settled(made=made, skipped=skipped, outcome=commit.outcome)
 
 
-def _settle_release(run_id: str, reply: Any) -> "Settled | None":
-    """A delayed run's release: queued or deduped now is a new status (None: stale)."""
+def _settle_release(run_id: str, reply: Any) -> Settled:
+    """A delayed run's release: queued or deduped now is a new status."""
     release = parse_release(reply)
-    if release.outcome == "stale":
-        return None
     made = []
     if release.outcome in (RunStatus.QUEUED, RunStatus.DEDUPED):
         made.append(Made(run_id, release.outcome, release.priority, release.trigger))

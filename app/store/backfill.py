@@ -17,8 +17,6 @@ from app.store.keys import Keys
 from app.store.scripts import ErrorCode, ScriptError
 from app.store.tasks import TaskStore
 
-_RETRIES = 20
-
 
 @dataclass(frozen=True)
 class Backfilled:
@@ -35,41 +33,30 @@ def backfill(
     """The runs of the task's occurrences in ``[start_ms, end_ms)``: made now, or made by an
     earlier backfill of the same occurrence."""
     client, keys, settings = store.r, store.keys, store.settings
-    for _ in range(_RETRIES):
-        task = store.get(task_id, agent)
-        if task.status == "canceled":
-            raise Conflict("backfill", task.status)
-        found = occurrences(task, start_ms, end_ms, clock.now_ms())
-        if not found:
-            return Backfilled([], [])
-        reply = _call(client, keys, settings, task.id, task.created_by, task.dedupe_key, found)
-        try:
-            scripts.check(reply)
-        except ScriptError as exc:
-            if exc.code is ErrorCode.STALE:
-                continue
-            if exc.code is ErrorCode.CONFLICT:
-                raise Conflict("backfill", exc.detail) from None
-            raise
-        made = [(str(reply[i]), str(reply[i + 1])) for i in range(1, len(reply), 2)]
-        runs = history.load_runs(client, keys, [run_id for run_id, _ in made])
-        return Backfilled(runs, [status != "exists" for _, status in made])
-    raise Conflict("backfill", "changing too fast to apply; try again")
+    task = store.get(task_id, agent)
+    if task.status == "canceled":
+        raise Conflict("backfill", task.status)
+    found = occurrences(task, start_ms, end_ms, clock.now_ms())
+    if not found:
+        return Backfilled([], [])
+    reply = _call(client, keys, settings, task.id, found)
+    try:
+        scripts.check(reply)
+    except ScriptError as exc:
+        if exc.code is ErrorCode.CONFLICT:
+            raise Conflict("backfill", exc.detail) from None
+        raise
+    made = [(str(reply[i]), str(reply[i + 1])) for i in range(1, len(reply), 2)]
+    runs = history.load_runs(client, keys, [run_id for run_id, _ in made])
+    return Backfilled(runs, [status != "exists" for _, status in made])
 
 
 def _call(
-    client: redis.Redis,
-    keys: Keys,
-    settings: Settings,
-    task_id: str,
-    agent: str,
-    dedupe_key: str | None,
-    found: list[int],
+    client: redis.Redis, keys: Keys, settings: Settings, task_id: str, found: list[int]
 ) -> Any:
     ids = [backfill_run_id(task_id, at) for at in found]
     args: list[Any] = [
         clock.now_ms(),
-        dedupe_key or "",
         keys.run(""),
         settings.run_history,
         clock.ms(settings.enqueue_grace_seconds),
@@ -82,7 +69,6 @@ def _call(
             keys.task_runs(task_id),
             keys.outbox,
             keys.delayed,
-            keys.dedupe(agent, dedupe_key) if dedupe_key else keys.task(task_id),
             *(keys.run(run_id) for run_id in ids),
         ],
         args=args,

@@ -151,12 +151,12 @@ def _emit_chunk(
     task_ids: list[str],
 ) -> list[tuple[str, str]]:
     """Create the runs of the tasks among ``task_ids`` whose pattern matches; retried when a
-    task changed between the read and the script."""
+    task's pattern changed between the read and the script."""
     for _ in range(_RETRIES):
         pipe = client.pipeline(transaction=False)
         for task_id in task_ids:
-            pipe.hmget(keys.task(task_id), "schedule_expr", "dedupe_key")
-        snapshots = pipe.execute()
+            pipe.hget(keys.task(task_id), "schedule_expr")
+        patterns = pipe.execute()
         key_list = [keys.outbox, keys.delayed, keys.event(event_id)]
         args: list[Any] = [
             clock.now_ms(),
@@ -168,17 +168,12 @@ def _emit_chunk(
             keys.wake,
             data_json,
         ]
-        for task_id, (expr, dedupe) in zip(task_ids, snapshots, strict=True):
+        for task_id, expr in zip(task_ids, patterns, strict=True):
             if not matches(expr, name):
                 continue
             run_id = str(uuid.uuid5(_RUN_NAMESPACE, f"{event_id}:{task_id}"))
-            key_list += [
-                keys.task(task_id),
-                keys.task_runs(task_id),
-                keys.run(run_id),
-                keys.dedupe(agent_id, dedupe) if dedupe else keys.run(run_id),
-            ]
-            args += [task_id, run_id, expr, dedupe or ""]
+            key_list += [keys.task(task_id), keys.task_runs(task_id), keys.run(run_id)]
+            args += [task_id, run_id, expr]
         if len(key_list) == 3:
             return []
         reply = scripts.script(client, "emit_event")(keys=key_list, args=args)

@@ -41,7 +41,9 @@ P:outbox                              zset    every queued run id until a worker
                                               ledger of queued runs), scored by the time of its
                                               next look: then a run whose job is on no RQ queue
                                               is enqueued again (``app/store/outbox.py``)
-P:dedupe:<agent>:<dedupe_key>         string  the run id holding the dedupe window (SET NX PX)
+P:dedupe:<agent>:<dedupe_key>         string  the run id holding the dedupe window (SET NX PX);
+                                              built in Lua from the task's dedupe_key as it
+                                              is when the run is queued (chime_dedupe_key)
 P:sem:<agent>:<concurrency_key>       zset    run ids holding a slot, by lease expiry
 P:semq:<agent>:<concurrency_key>      list    run ids waiting for a slot, FIFO (RPUSH/LPOP)
 P:agent:<agent_id>                    hash    a minted agent: name, token_sha256, created_at

@@ -2,14 +2,15 @@
 -- here, so dedupe, history and counters behave the same.
 --
 -- chime_create_run(c) with c a table:
---   task_id, task_key, runs_key, run_key, outbox_key, delayed_key, dedupe_key ('' for none),
+--   task_id, task_key, runs_key, run_key, outbox_key, delayed_key,
 --   run_key_prefix (runs of this task are trimmed by id: base..'run:', chime_run_prefix),
 --   run_id, trigger, scheduled_for (ms), now (ms), event_json ('' for none),
 --   event_key (optional: the event record the run refers to for the event's data; a run
 --   trimmed from the history gives up its reference, and the last one deletes the record),
 --   history_cap, grace_ms
 -- The task hash must exist (callers check). A run id that exists already creates nothing: a
--- scheduler that repeats a commit after a crash makes no second run.
+-- scheduler that repeats a commit after a crash makes no second run. The dedupe window is the
+-- one of the task's `dedupe_key` as it is now (chime_dedupe_key).
 -- The task's overlap_policy applies while an earlier run is in progress
 -- (chime_overlap_in_progress): `skip` ends the new run `skipped` (error naming the run in
 -- progress); `buffer_one` makes it wait `pending` (dedupe already applied) until the earlier run
@@ -21,6 +22,7 @@
 -- existed.
 
 -- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_dedupe_key.lua"
 -- @include "includes/chime_claim_dedupe.lua"
 -- @include "includes/chime_queue_run.lua"
 -- @include "includes/chime_overlap_in_progress.lua"
@@ -31,9 +33,11 @@ local function chime_create_run(c)
   if redis.call('EXISTS', c.run_key) == 1 then
     return false
   end
-  local agent, priority, max_retries, snoozed, dedupe_window, overlap_policy =
+  local agent, priority, max_retries, snoozed, dedupe, dedupe_window, overlap_policy =
     unpack(redis.call('HMGET', c.task_key, 'created_by', 'priority', 'max_retries',
-      'snoozed_until', 'dedupe_window_seconds', 'overlap_policy'))
+      'snoozed_until', 'dedupe_key', 'dedupe_window_seconds', 'overlap_policy'))
+  local base = chime_key_base(c.run_key_prefix, 'run:')
+  local dedupe_key = chime_dedupe_key(base, agent, dedupe)
   local policy = overlap_policy or 'allow'
   local earlier = {}
   if policy ~= 'allow' then
@@ -80,7 +84,7 @@ local function chime_create_run(c)
     return 'skipped'
   end
   if #earlier > 0 and policy == 'cancel_running' then
-    local cancels = chime_key_base(c.run_key_prefix, 'run:') .. 'cancels'
+    local cancels = base .. 'cancels'
     chime_overlap_stop(c.run_key_prefix, cancels, c.delayed_key, c.outbox_key, earlier, c.now,
       'canceled: replaced by run ' .. c.run_id)
     redis.call('HDEL', c.task_key, 'overlap_buffered')
@@ -89,7 +93,7 @@ local function chime_create_run(c)
   if #earlier > 0 and policy == 'buffer_one' then
     -- it waits for the earlier run, holding its dedupe window; the agent's gate applies when
     -- it is released (chime_overlap_release)
-    if chime_claim_dedupe(c.run_key, c.dedupe_key, window_ms, c.run_id, c.now) then
+    if chime_claim_dedupe(c.run_key, dedupe_key, window_ms, c.run_id, c.now) then
       redis.call('HSET', c.run_key, 'overlap_buffered', '1')
       redis.call('HSET', c.task_key, 'overlap_buffered', c.run_id)
       status = 'pending'
@@ -104,7 +108,7 @@ local function chime_create_run(c)
     redis.call('ZADD', c.delayed_key, snoozed_until, c.run_id)
     status = 'pending'
   else
-    status = chime_queue_run(c.run_key, c.outbox_key, c.dedupe_key, window_ms, c.run_id,
+    status = chime_queue_run(c.run_key, c.outbox_key, dedupe_key, window_ms, c.run_id,
       c.now, c.grace_ms)
   end
   chime_trim_history(c.runs_key, c.run_key_prefix, c.history_cap)

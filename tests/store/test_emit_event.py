@@ -142,7 +142,6 @@ def _call(
             keys.task(task_id),
             keys.task_runs(task_id),
             keys.run(run_id),
-            keys.run(run_id),
         ],
         args=[
             clock.now_ms(),
@@ -156,7 +155,6 @@ def _call(
             task_id,
             run_id,
             expr,
-            "",
         ],
     )
 
@@ -222,3 +220,13 @@ def test_the_event_record_goes_with_the_last_run_referring_to_it(
     assert not r.exists(keys.event(first))
     assert r.hget(keys.event(second), "refs") == "1"
     assert task
+
+
+def test_the_script_takes_the_dedupe_window_of_the_task_s_dedupe_key_itself(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    task = create(store, schedule_kind="event", schedule_expr="e", dedupe_key="k")
+    r.set(keys.dedupe(AGENT, "k"), "someone-else", px=60_000)
+
+    assert _call(r, keys, settings, task.id, "e", "run-1") == ["run-1", "deduped"]
+    assert "someone-else" in (r.hget(keys.run("run-1"), "error") or "")

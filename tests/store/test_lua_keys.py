@@ -23,7 +23,13 @@ import pytest
 from app.store import scripts
 
 #: functions that return a key (or a table of keys) built from their first argument, a key
-KEY_BUILDERS = {"chime_key_base", "chime_run_prefix", "chime_key_under", "chime_agent_gate"}
+KEY_BUILDERS = {
+    "chime_key_base",
+    "chime_run_prefix",
+    "chime_key_under",
+    "chime_agent_gate",
+    "chime_dedupe_key",
+}
 #: commands whose first argument is a key, and that take one key only
 ONE_KEY = {
     "DEL", "EXISTS", "EXPIRE", "GET", "HDEL", "HEXISTS", "HGET", "HINCRBY", "HINCRBYFLOAT",
