@@ -13,7 +13,8 @@ So a script serves whatever prefix its KEYS carry, and several hash tags (one pe
 a Redis Cluster) need no script change: each call passes the keys of one partition.
 ``tests/store/test_lua_keys.py`` checks the rule. The names the scripts build from a base
 (``run:``, ``delayed``, ``wake``, ``cancels``, ``limits``, ``limits:``, ``idx:``, ``aslots:``,
-``await:``, ``astarts:``, ``awaiting``) must stay in step with the builders below.
+``await:``, ``astarts:``, ``awaiting``, ``task:``, ``dedupe:``, ``sem:``, ``semq:``) must stay in
+step with the builders below.
 
 Key layout (``P`` = ``{chime}``):
 

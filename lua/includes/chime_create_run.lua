@@ -85,8 +85,8 @@ local function chime_create_run(c)
   end
   if #earlier > 0 and policy == 'cancel_running' then
     local cancels = base .. 'cancels'
-    chime_overlap_stop(c.run_key_prefix, cancels, c.delayed_key, c.outbox_key, earlier, c.now,
-      'canceled: replaced by run ' .. c.run_id)
+    chime_overlap_stop(c.run_key_prefix, cancels, c.delayed_key, c.outbox_key, c.task_key,
+      earlier, c.now, 'canceled: replaced by run ' .. c.run_id)
     redis.call('HDEL', c.task_key, 'overlap_buffered')
   end
   local window_ms = math.floor(tonumber(dedupe_window or '3600') * 1000)
