@@ -7,11 +7,12 @@ boot instead of half-working. Process entry points are imported inside their sub
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -26,6 +27,7 @@ from app.store import connection
 from app.store.keys import Keys
 
 if TYPE_CHECKING:
+    from app.service.backend import Backend
     from app.store.tasks import TaskStore
 
 EXIT_CONFIG = 2
@@ -221,11 +223,10 @@ def _start_process(settings: Settings, needs_scripts: bool = True) -> None:
 
 def _sync_static_agents(settings: Settings) -> None:
     """A static agent taken out of CHIME_AGENT_TOKENS is revoked: its tasks stop too."""
-    from app.store.connection import rq_client
-    from app.store.revocation import sync_static_agents
+    from app.service.revocation import sync_static_agents
 
-    with _client(settings) as client, rq_client(settings.redis_url) as rq:
-        sync_static_agents(client, rq, Keys(settings.key_prefix), settings)
+    with _backend(settings) as backend:
+        sync_static_agents(backend)
 
 
 # -- agents ---------------------------------------------------------------------------------
@@ -253,16 +254,13 @@ def cmd_agents_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_agents_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from app.service.revocation import stop_agent_tasks
     from app.store.agents import revoke_agent
-    from app.store.connection import rq_client
-    from app.store.revocation import stop_agent_tasks
 
-    keys = Keys(settings.key_prefix)
-    with _client(settings) as client:
-        revoked = revoke_agent(client, keys, args.agent_id)
+    with _backend(settings) as backend:
+        revoked = revoke_agent(backend.client, backend.keys, args.agent_id)
         if revoked:
-            with rq_client(settings.redis_url) as rq:
-                stop_agent_tasks(client, rq, keys, settings, args.agent_id)
+            stop_agent_tasks(backend, args.agent_id)
     if not revoked:
         raise CommandError(f"no minted agent {args.agent_id}")
     if args.json:
@@ -307,7 +305,7 @@ def cmd_tasks_upcoming(args: argparse.Namespace, settings: Settings) -> int:
 
     with _client(settings) as client:
         task = _tasks(client, settings).get(args.task_id)
-    grace = round(settings.misfire_grace_seconds * 1000)
+    grace = clock.ms(settings.misfire_grace_seconds)
     items = [clock.iso(t) for t in upcoming(task, clock.now_ms(), grace, args.count)]
     if args.json:
         _print_json({"items": items})
@@ -332,13 +330,10 @@ def cmd_tasks_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tasks_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    from app.store.enqueue import dequeue_runs
+    from app.service.tasks import cancel_task
 
-    with _client(settings) as client:
-        task, queued = _tasks(client, settings).cancel(args.task_id, None)
-    if queued:
-        with connection.rq_client(settings.redis_url) as rq:
-            dequeue_runs(rq, queued)
+    with _backend(settings) as backend:
+        task = cancel_task(backend, args.task_id, None)
     _print_task(task, args.json)
     return 0
 
@@ -374,6 +369,15 @@ def _print_task(task: Task, as_json: bool) -> None:
 
 def _client(settings: Settings) -> "redis.Redis":
     return connection.client(settings.redis_url)
+
+
+@contextlib.contextmanager
+def _backend(settings: Settings) -> Iterator["Backend"]:
+    """Both clients, for the use cases that put runs on RQ or take them off."""
+    from app.service.backend import Backend
+
+    with _client(settings) as client, connection.rq_client(settings.redis_url) as rq:
+        yield Backend(client, rq, Keys(settings.key_prefix), settings)
 
 
 def _print_json(data: Any) -> None:

@@ -36,6 +36,7 @@ import uuid
 from pathlib import Path
 
 import redis
+from measure import finished_at, rate_to_last_finish, succeeded, wait_done
 from procs import stop
 
 from app import clock
@@ -169,27 +170,13 @@ def throughput(url: str, tree: Path, runs: int, workers: int, unbound: bool = Fa
         raise SystemExit("creating the tasks took too long: lower --runs")
     run_keys = [keys.run(occurrence_run_id(t, due)) for t in ids]
     procs = [start(url, tree, "scheduler")] + [start(url, tree, "worker") for _ in range(workers)]
-
-    def finished() -> int:
-        pipe = client.pipeline(transaction=False)
-        for k in run_keys:
-            pipe.hget(k, "status")
-        return sum(1 for s in pipe.execute() if s == "succeeded")
-
     try:
-        deadline = time.monotonic() + LEAD_SECONDS + runs / 5 + 60
-        while finished() < runs:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"timed out: {finished()} of {runs}")
-            time.sleep(0.2)
+        wait_done(lambda: succeeded(client, run_keys), runs, LEAD_SECONDS + runs / 5 + 60)
     finally:
         stop(procs)
-    pipe = client.pipeline(transaction=False)
-    for k in run_keys:
-        pipe.hget(k, "finished_at")
-    last = max(int(x) for x in pipe.execute())
+    finishes = finished_at(client, run_keys)
     client.close()
-    return runs / ((last - due) / 1000)
+    return rate_to_last_finish(runs, due, finishes)
 
 
 def main() -> None:

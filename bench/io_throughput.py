@@ -35,12 +35,12 @@ import sys
 import textwrap
 import time
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import redis
+from measure import rate_to_last_finish, wait_done
 from once_tasks import AGENT, create_once
 from procs import stop
 
@@ -145,14 +145,6 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def wait_done(check: Callable[[], int], total: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while check() < total:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out: {check()} of {total} done")
-        time.sleep(0.05)
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -205,7 +197,7 @@ def bench_chime(
         return sum(int(c or 0) for c in counts)
 
     try:
-        wait_done(finished, runs, timeout=LEAD_SECONDS + runs / 5 + 60)
+        wait_done(finished, runs, LEAD_SECONDS + runs / 5 + 60, every=0.05)
         rss = max(peak_rss_mb(p.pid) for p in worker_procs)
     finally:
         stop([scheduler, *worker_procs])
@@ -217,9 +209,9 @@ def bench_chime(
     failed = sum(1 for status, _, _ in rows if status != "succeeded")
     if failed:
         raise SystemExit(f"{failed} Chime runs did not succeed")
-    last = max(int(f) for _, f, _ in rows)
+    rate = rate_to_last_finish(runs, due, (int(f) for _, f, _ in rows))
     late = [(_iso_ms(json.loads(s)[0]["started_at"]) - due) for _, _, s in rows]
-    return Figures(runs / ((last - due) / 1000), percentile(late, 0.5), percentile(late, 0.99), rss)
+    return Figures(rate, percentile(late, 0.5), percentile(late, 0.99), rss)
 
 
 def _iso_ms(text: str) -> float:
@@ -340,7 +332,7 @@ def bench_arq(url: str, sink: str, runs: int, workers: int, tmp: Path) -> Figure
         return runs - int(client.zcard("arq:queue"))
 
     try:
-        wait_done(finished, runs, timeout=LEAD_SECONDS + runs / 5 + 60)
+        wait_done(finished, runs, LEAD_SECONDS + runs / 5 + 60, every=0.05)
         rss = max(peak_rss_mb(p.pid) for p in procs)
     finally:
         stop(procs)
@@ -355,9 +347,9 @@ def bench_arq(url: str, sink: str, runs: int, workers: int, tmp: Path) -> Figure
     client.close()
     if not all(ok for ok, _, _ in rows) or len(rows) != runs:
         raise SystemExit("some arq jobs failed")
-    last = max(f for _, _, f in rows)
+    rate = rate_to_last_finish(runs, due * 1000, (f * 1000 for _, _, f in rows))
     late = [(s - due) * 1000 for _, s, _ in rows]
-    return Figures(runs / (last - due), percentile(late, 0.5), percentile(late, 0.99), rss)
+    return Figures(rate, percentile(late, 0.5), percentile(late, 0.99), rss)
 
 
 # -- main --------------------------------------------------------------------------------------

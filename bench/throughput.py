@@ -22,11 +22,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import redis
+from measure import finished_at, rate_to_last_finish, succeeded, wait_done
 from once_tasks import create_once
 from procs import stop
 from rq import Queue
@@ -68,14 +67,6 @@ def rq_worker(url: str) -> "subprocess.Popen[bytes]":
     return subprocess.Popen(args, env=env_for(url), cwd=ROOT)
 
 
-def wait_done(check: Callable[[], int], total: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while check() < total:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out: {check()} of {total} done")
-        time.sleep(0.2)
-
-
 def bench_chime(url: str, runs: int, workers: int) -> float:
     client = redis.Redis.from_url(url, decode_responses=True)
     client.flushall()
@@ -90,23 +81,13 @@ def bench_chime(url: str, runs: int, workers: int) -> float:
         subprocess.Popen([sys.executable, "-m", "workers.scheduler"], env=env_for(url), cwd=ROOT)
     ]
     procs += [chime_worker(url) for _ in range(workers)]
-
-    def finished() -> int:
-        pipe = client.pipeline(transaction=False)
-        for k in run_keys:
-            pipe.hget(k, "status")
-        return sum(1 for s in pipe.execute() if s == "succeeded")
-
     try:
-        wait_done(finished, runs, timeout=LEAD_SECONDS + runs / 5 + 60)
+        wait_done(lambda: succeeded(client, run_keys), runs, LEAD_SECONDS + runs / 5 + 60)
     finally:
         stop(procs)
-    pipe = client.pipeline(transaction=False)
-    for k in run_keys:
-        pipe.hget(k, "finished_at")
-    last = max(int(x) for x in pipe.execute())
+    finishes = finished_at(client, run_keys)
     client.close()
-    return runs / ((last - due) / 1000)
+    return rate_to_last_finish(runs, due, finishes)
 
 
 def bench_rq(url: str, runs: int, workers: int) -> float:
@@ -119,21 +100,12 @@ def bench_rq(url: str, runs: int, workers: int) -> float:
         start = time.time()
         jobs = queue.enqueue_many([Queue.prepare_data(NOOP, result_ttl=3600) for _ in range(runs)])
         ids = [j.id for j in jobs]
-
-        def finished() -> int:
-            return len(queue.finished_job_registry)
-
-        wait_done(finished, runs, timeout=runs / 5 + 60)
+        wait_done(lambda: len(queue.finished_job_registry), runs, runs / 5 + 60)
     finally:
         stop(procs)
     ended = [j.ended_at for j in Job.fetch_many(ids, connection=rq) if j is not None]
-    last = max(_epoch(e) for e in ended if e is not None)
     rq.close()
-    return runs / (last - start)
-
-
-def _epoch(dt: datetime) -> float:
-    return dt.timestamp()
+    return rate_to_last_finish(runs, start * 1000, (e.timestamp() * 1000 for e in ended if e))
 
 
 def main() -> None:

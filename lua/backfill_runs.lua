@@ -7,47 +7,40 @@
 -- KEYS[2]  the task's runs zset
 -- KEYS[3]  outbox zset
 -- KEYS[4]  delayed zset
--- KEYS[5]  the dedupe key of the task's dedupe_key (the task hash again when there is none)
--- KEYS[6..] one run hash per run in ARGV[6..], in the same order
+-- KEYS[5..] one run hash per run in ARGV[5..], in the same order
 -- ARGV[1]  now (ms)
--- ARGV[2]  the task's dedupe_key as the caller read it ('' for none)
--- ARGV[3]  run key prefix ('{chime}:run:')
--- ARGV[4]  history cap (runs kept per task)
--- ARGV[5]  outbox grace (ms)
--- ARGV[6..] run_id, scheduled_for (ms) pairs, oldest first
+-- ARGV[2]  run key prefix: the base of KEYS[3] and 'run:' ('{chime}:run:'), else a script
+--          error
+-- ARGV[3]  history cap (runs kept per task)
+-- ARGV[4]  outbox grace (ms)
+-- ARGV[5..] run_id, scheduled_for (ms) pairs, oldest first
 -- Returns {'ok', run_id, status, ...}: each run's status ('queued', 'deduped', 'pending',
 -- 'skipped', or 'exists' for a run made before); {ERR_NOT_FOUND, 'task'} no such task;
--- {ERR_CONFLICT, 'canceled'}; {ERR_STALE, 'dedupe_key'} the task's dedupe_key changed since the
--- caller read it.
+-- {ERR_CONFLICT, 'canceled'}.
 
 -- @include "includes/errors.lua"
--- @include "includes/create_run.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
+-- @include "includes/chime_create_run.lua"
 
-local task_key, runs_key, outbox_key, delayed_key, dedupe_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, dedupe_raw, run_prefix, cap, grace =
-  ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local task_key, runs_key, outbox_key, delayed_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, cap, grace = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+local run_prefix = chime_run_prefix(chime_key_base(outbox_key, 'outbox'), ARGV[2])
 
-local t = redis.call('HMGET', task_key, 'status', 'dedupe_key', 'id')
-if not t[1] then
+local task_status, task_id = unpack(redis.call('HMGET', task_key, 'status', 'id'))
+if not task_status then
   return {ERR_NOT_FOUND, 'task'}
 end
-if t[1] == 'canceled' then
-  return {ERR_CONFLICT, t[1]}
-end
-if (t[2] or '') ~= dedupe_raw then
-  return {ERR_STALE, 'dedupe_key'}
-end
-if dedupe_raw == '' then
-  dedupe_key = ''
+if task_status == 'canceled' then
+  return {ERR_CONFLICT, task_status}
 end
 local out = {'ok'}
-for i = 6, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local run_id, scheduled_for = ARGV[i], ARGV[i + 1]
-  local run_key = KEYS[6 + (i - 6) / 2]
+  local run_key = KEYS[5 + (i - 5) / 2]
   local status = chime_create_run({
-    task_id = t[3], task_key = task_key, runs_key = runs_key, run_key = run_key,
-    outbox_key = outbox_key, delayed_key = delayed_key, dedupe_key = dedupe_key,
+    task_id = task_id, task_key = task_key, runs_key = runs_key, run_key = run_key,
+    outbox_key = outbox_key, delayed_key = delayed_key,
     run_key_prefix = run_prefix, run_id = run_id, trigger = 'backfill',
     scheduled_for = scheduled_for, now = now, event_json = '', history_cap = cap,
     grace_ms = grace

@@ -13,7 +13,8 @@
 -- KEYS[5]  the semaphore zset of that key (the run hash again if none)
 -- KEYS[6]  task hash (its concurrency_limit; the run hash again when the task is gone)
 -- ARGV[1]  now (ms)
--- ARGV[2]  run key prefix ('{chime}:run:')
+-- ARGV[2]  run key prefix: the base of KEYS[3] and 'run:' ('{chime}:run:'), else a script
+--          error
 -- ARGV[3]  lease (ms) of a slot handed to a waiting run
 -- ARGV[4]  outbox grace (ms) of a run handed a slot
 -- ARGV[5]  cancel channel (workers listen): message = the run id
@@ -24,17 +25,22 @@
 -- terminal already.
 
 -- @include "includes/errors.lua"
--- @include "includes/semaphore.lua"
--- @include "includes/overlap.lua"
--- @include "includes/agent_gate.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
+-- @include "includes/chime_sem_fill.lua"
+-- @include "includes/chime_overlap_release.lua"
+-- @include "includes/chime_agent_gate.lua"
+-- @include "includes/chime_agent_free.lua"
 
 local run_key, delayed_key, outbox_key, fifo_key, sem_key, task_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local now, run_prefix, lease_ms, grace_ms, cancel_channel, wake =
-  tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local now, lease_ms, grace_ms, cancel_channel, wake =
+  tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local base = chime_key_base(outbox_key, 'outbox')
+local run_prefix = chime_run_prefix(base, ARGV[2])
 
-local run = redis.call('HMGET', run_key, 'status', 'id', 'overlap_buffered', 'agent_id')
-local status, run_id, buffered, agent = run[1], run[2], run[3], run[4]
+local status, run_id, buffered, agent =
+  unpack(redis.call('HMGET', run_key, 'status', 'id', 'overlap_buffered', 'agent_id'))
 if not status then
   return {ERR_NOT_FOUND, 'run'}
 end
@@ -80,7 +86,7 @@ local function hand_on(handed)
 end
 
 if agent then
-  local g = chime_agent_gate(chime_key_base(outbox_key, 'outbox'), agent)
+  local g = chime_agent_gate(base, agent)
   hand_on(chime_agent_free(g, {run_id}, now, outbox_key, grace_ms, run_prefix))
 end
 if sem_key ~= run_key and redis.call('ZREM', sem_key, run_id) == 1 and task_key ~= run_key then

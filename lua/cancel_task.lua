@@ -17,37 +17,42 @@
 -- ARGV[1]  now (ms)
 -- ARGV[2]  expected status (snapshot; not 'canceled')
 -- ARGV[3]  expected sched_version (snapshot)
--- ARGV[4]  run key prefix ('{chime}:run:'; run keys share the hash tag)
+-- ARGV[4]  run key prefix: the base of KEYS[21] and 'run:' ('{chime}:run:'), else a script
+--          error
 -- ARGV[5]  lease (ms) of a slot handed to a waiting run
 -- ARGV[6]  wake channel: a run handed a slot is due in the outbox now
 -- Returns {'ok', run_id...} with the ids of runs that were queued on RQ (to take off their
 -- queues); {ERR_NOT_FOUND, 'task'} no such task; {ERR_CONFLICT, 'canceled'} already canceled;
 -- {ERR_STALE, ...} stale.
 
--- @include "includes/errors.lua"
--- @include "includes/task_common.lua"
--- @include "includes/semaphore.lua"
--- @include "includes/agent_gate.lua"
+-- @include "includes/chime_task_transition.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
+-- @include "includes/chime_sem_fill.lua"
+-- @include "includes/chime_agent_gate.lua"
+-- @include "includes/chime_agent_free.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
 local runs_key, delayed_key, outbox_key, fifo_key, sem_key =
   KEYS[19], KEYS[20], KEYS[21], KEYS[22], KEYS[23]
-local now, expected_status, expected_version, run_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, wake = tonumber(ARGV[5]), ARGV[6]
+local base = chime_key_base(outbox_key, 'outbox')
+local run_prefix = chime_run_prefix(base, ARGV[4])
 
-local err = chime_check_snapshot(task_key, expected_status, expected_version)
+-- every status but canceled
+local task_id, err = chime_task_transition({
+  task_key = task_key, status = expected_status, version = expected_version,
+  allowed = {active = true, paused = true, completed = true},
+  from = {unpack(KEYS, 3, 10)}, to = {unpack(KEYS, 11, 18)}
+})
 if err then
   return err
 end
-if expected_status == 'canceled' then
-  return {ERR_CONFLICT, 'canceled'}
-end
-local task_id = redis.call('HGET', task_key, 'id')
 redis.call('ZREM', due_key, task_id)
 redis.call('HDEL', task_key, 'next_run_at')
 redis.call('HSET', task_key, 'status', 'canceled', 'updated_at', now)
 redis.call('HINCRBY', task_key, 'sched_version', 1)
-chime_move_indexes(task_key, task_id)
 
 local result = {'ok'}
 local unstarted = {}
@@ -83,7 +88,7 @@ if sem_key ~= runs_key then
 end
 local agent = redis.call('HGET', task_key, 'created_by')
 if agent and #unstarted > 0 then
-  local g = chime_agent_gate(chime_key_base(outbox_key, 'outbox'), agent)
+  local g = chime_agent_gate(base, agent)
   if #chime_agent_free(g, unstarted, now, outbox_key, 0, run_prefix) > 0 then
     redis.call('PUBLISH', wake, now)
   end

@@ -26,11 +26,12 @@
 -- ARGV[6]) is above 1 and differs from ARGV[7] (the caller checks the schedule against it and
 -- calls again), {'missing_secret', name} for the first secret name the agent does not have,
 -- {ERR_EXISTS, id} if the task id exists already, {ERR_QUOTA, max_tasks} when the agent (field
--- created_by) has reached its max_tasks (includes/agent_quota.lua).
+-- created_by) has reached its max_tasks (includes/chime_agent_tasks_full.lua).
 
 -- @include "includes/errors.lua"
--- @include "includes/task_common.lua"
--- @include "includes/agent_quota.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_set_due.lua"
+-- @include "includes/chime_agent_tasks_full.lua"
 
 local task_key, due_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
 local limits_key, secrets_key = KEYS[12], KEYS[13]
@@ -51,12 +52,9 @@ if default_interval ~= '' then
     return {'check_interval', string.format('%d', minimum)}
   end
 end
-if n_secrets > 0 then
-  local found = redis.call('HMGET', secrets_key, unpack(ARGV, 9, 8 + n_secrets))
-  for i = 1, n_secrets do
-    if not found[i] then
-      return {'missing_secret', ARGV[8 + i]}
-    end
+for i = 9, 8 + n_secrets do
+  if redis.call('HEXISTS', secrets_key, ARGV[i]) == 0 then
+    return {'missing_secret', ARGV[i]}
   end
 end
 if idem_ttl ~= '' then

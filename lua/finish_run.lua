@@ -1,7 +1,7 @@
 -- Record the outcome of a running attempt: `succeeded`; or, for a failure, `pending` for a
 -- retry (in the delayed set at its backoff time, attempt + 1) while attempts are left and the
 -- task is not canceled, else `failed` (`canceled` when the task was canceled meanwhile). The
--- run's concurrency slot and its agent's slot (includes/agent_gate.lua) are released and
+-- run's concurrency slot and its agent's slot (includes/chime_agent_gate.lua) are released and
 -- handed to waiting runs. A `once` task whose scheduled run ended becomes `completed` here, in
 -- the same step. A failed attempt of a run whose cancel was requested (POST /runs/{id}/cancel)
 -- ends `canceled`, never retried. A run that ends (not a retry) is announced on the channel
@@ -27,7 +27,8 @@
 -- ARGV[7]  the concurrency key the run holds a slot of, as the caller read it ('' for none)
 -- ARGV[8]  the task's status as the caller read it
 -- ARGV[9]  lease (ms) for runs handed a slot
--- ARGV[10] run key prefix ('{chime}:run:')
+-- ARGV[10] run key prefix: the base of KEYS[3] and 'run:' ('{chime}:run:'), else a script
+--          error
 -- ARGV[11] outbox grace (ms)
 -- ARGV[12] '1': only if the run's heartbeat lease lapsed (recovery), else '0'
 -- ARGV[13] wake channel: a retry that becomes the earliest delayed run wakes the schedulers
@@ -41,17 +42,24 @@
 -- {ERR_STALE, 'task:<status>'} the caller's snapshot is stale (read again and retry).
 
 -- @include "includes/errors.lua"
--- @include "includes/semaphore.lua"
--- @include "includes/agent_gate.lua"
--- @include "includes/overlap.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
+-- @include "includes/chime_sem_fill.lua"
+-- @include "includes/chime_agent_gate.lua"
+-- @include "includes/chime_agent_release.lua"
+-- @include "includes/chime_agent_fill.lua"
+-- @include "includes/chime_overlap_release.lua"
+-- @include "includes/chime_move_indexes.lua"
 
 local run_key, task_key, running_key, delayed_key, outbox_key, sem_key, fifo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local now, attempt, outcome, steps, err, retry_at, ckey, task_status_read, lease_ms,
-  run_prefix, grace_ms, lapsed_only =
+  grace_ms, lapsed_only =
   tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8],
-  tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11]), ARGV[12]
+  tonumber(ARGV[9]), tonumber(ARGV[11]), ARGV[12]
 local wake = ARGV[13]
+local base = chime_key_base(running_key, 'running')
+local run_prefix = chime_run_prefix(base, ARGV[10])
 
 local run_status, run_attempt, run_id, max_attempts, trigger, run_ckey, run_agent,
   cancel_requested = unpack(redis.call('HMGET', run_key, 'status', 'attempt', 'id',
@@ -128,7 +136,7 @@ if ckey ~= '' then
 end
 
 if run_agent then
-  local g = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
+  local g = chime_agent_gate(base, run_agent)
   chime_agent_release(g, run_id)
   for _, v in ipairs(chime_agent_fill(g, now, outbox_key, grace_ms, run_prefix)) do
     handed[#handed + 1] = v
@@ -145,14 +153,7 @@ end
 if complete then
   redis.call('HSET', task_key, 'status', 'completed', 'updated_at', now)
   redis.call('HDEL', task_key, 'next_run_at')
-  for i = 8, 15 do
-    if KEYS[i] ~= KEYS[i + 8] then
-      redis.call('ZREM', KEYS[i], task_id)
-    end
-  end
-  for i = 16, 23 do
-    redis.call('ZADD', KEYS[i], created_at, task_id)
-  end
+  chime_move_indexes({unpack(KEYS, 8, 15)}, {unpack(KEYS, 16, 23)}, task_id, created_at)
 end
 
 local out = {status, complete and 1 or 0}

@@ -20,30 +20,41 @@
 -- ARGV[3]  expected sched_version (snapshot)
 -- ARGV[4]  pause_reason
 -- ARGV[5]  '1': cancel the runs that have not started, '0': leave them
--- ARGV[6]  run key prefix ('{chime}:run:')
+-- ARGV[6]  run key prefix: the base of KEYS[21] and 'run:' ('{chime}:run:'), else a script
+--          error
 -- ARGV[7]  error of the canceled runs
 -- Returns {'ok', run_id...} with the ids of canceled runs that were queued on RQ (to take off
--- their queues); {-1, 'task'} no such task; {-3, ...} stale snapshot.
+-- their queues); {ERR_NOT_FOUND, 'task'} no such task; {ERR_STALE, ...} stale snapshot.
 
--- @include "includes/task_common.lua"
+-- @include "includes/chime_task_transition.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
 local runs_key, delayed_key, outbox_key, fifo_key, sem_key, slots_key =
   KEYS[19], KEYS[20], KEYS[21], KEYS[22], KEYS[23], KEYS[24]
-local now, expected_status, expected_version, reason, cancel_runs, run_prefix, run_error =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local now, expected_status, expected_version, reason, cancel_runs, run_error =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7]
+local run_prefix = chime_run_prefix(chime_key_base(outbox_key, 'outbox'), ARGV[6])
 
-local err = chime_check_snapshot(task_key, expected_status, expected_version)
+-- any status; only an active or paused task becomes paused (and moves to the paused indexes)
+local pausing = expected_status == 'active' or expected_status == 'paused'
+local from = nil
+if pausing then
+  from = {unpack(KEYS, 3, 10)}
+end
+local task_id, err = chime_task_transition({
+  task_key = task_key, status = expected_status, version = expected_version,
+  from = from, to = {unpack(KEYS, 11, 18)}
+})
 if err then
   return err
 end
-local task_id = redis.call('HGET', task_key, 'id')
-if expected_status == 'active' or expected_status == 'paused' then
+if pausing then
   redis.call('ZREM', due_key, task_id)
   redis.call('HDEL', task_key, 'next_run_at')
   redis.call('HSET', task_key, 'status', 'paused', 'updated_at', now, 'pause_reason', reason)
   redis.call('HINCRBY', task_key, 'sched_version', 1)
-  chime_move_indexes(task_key, task_id)
 end
 
 local result = {'ok'}

@@ -10,23 +10,20 @@
 -- Returns {'ok'}; {ERR_NOT_FOUND, 'task'} no such task; {ERR_CONFLICT, status} not active;
 -- {ERR_STALE, ...} stale snapshot.
 
--- @include "includes/errors.lua"
--- @include "includes/task_common.lua"
+-- @include "includes/chime_task_transition.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
 local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
 
-local err = chime_check_snapshot(task_key, expected_status, expected_version)
+local task_id, err = chime_task_transition({
+  task_key = task_key, status = expected_status, version = expected_version,
+  allowed = {active = true}, from = {unpack(KEYS, 3, 10)}, to = {unpack(KEYS, 11, 18)}
+})
 if err then
   return err
 end
-if expected_status ~= 'active' then
-  return {ERR_CONFLICT, expected_status}
-end
-local task_id = redis.call('HGET', task_key, 'id')
 redis.call('ZREM', due_key, task_id)
 redis.call('HDEL', task_key, 'next_run_at')
 redis.call('HSET', task_key, 'status', 'paused', 'updated_at', now)
 redis.call('HINCRBY', task_key, 'sched_version', 1)
-chime_move_indexes(task_key, task_id)
 return {'ok'}

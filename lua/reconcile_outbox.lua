@@ -41,17 +41,18 @@ local out = {}
 for i = 1, #ARGV - 4 do
   local run_key, job_key = KEYS[9 + 2 * i], KEYS[10 + 2 * i]
   local run_id = ARGV[4 + i]
-  local run = redis.call('HMGET', run_key, 'status', 'priority', 'enqueued_at')
-  local priority = math.floor(tonumber(run[2] or '5') or 5)
+  local status, run_priority, enqueued_at =
+    unpack(redis.call('HMGET', run_key, 'status', 'priority', 'enqueued_at'))
+  local priority = math.floor(tonumber(run_priority or '5') or 5)
   if priority < 1 or priority > 9 then
     priority = 5
   end
-  if run[1] ~= 'queued' then
+  if status ~= 'queued' then
     redis.call('ZREM', outbox_key, run_id)
     out[#out + 1] = 'gone'
-    out[#out + 1] = run[1] and priority or 0
+    out[#out + 1] = status and priority or 0
   elseif redis.call('EXISTS', job_key) == 1 and waits(KEYS[1 + priority], run_id) then
-    local waited = now - (tonumber(run[3] or '') or now)
+    local waited = now - (tonumber(enqueued_at or '') or now)
     local wait = math.min(longest, math.max(grace, waited))
     redis.call('ZADD', outbox_key, 'XX', now + wait, run_id)
     out[#out + 1] = 'waiting'

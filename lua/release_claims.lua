@@ -14,7 +14,7 @@
 -- Returns {released, dropped}: claims given back to the schedule, and claims just dropped;
 -- members whose claim is not the caller's any more are left alone and counted in neither.
 
--- @include "includes/task_common.lua"
+-- @include "includes/chime_set_due.lua"
 
 local schedule_key, claims_key = KEYS[1], KEYS[2]
 local wake, time_field, wanted_status = ARGV[1], ARGV[2], ARGV[3]
@@ -26,9 +26,9 @@ for i = 4, #ARGV, 2 do
   local held = redis.call('ZSCORE', claims_key, member)
   if held and tonumber(held) == token then
     redis.call('ZREM', claims_key, member)
-    local rec = redis.call('HMGET', record_key, 'status', time_field)
-    if rec[1] == wanted_status and rec[2] then
-      chime_set_due(schedule_key, wake, member, rec[2])
+    local status, at = unpack(redis.call('HMGET', record_key, 'status', time_field))
+    if status == wanted_status and at then
+      chime_set_due(schedule_key, wake, member, at)
       released = released + 1
     else
       dropped = dropped + 1

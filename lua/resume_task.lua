@@ -16,25 +16,23 @@
 -- Returns {'ok'}; {ERR_NOT_FOUND, 'task'} no such task; {ERR_CONFLICT, status} not paused;
 -- {ERR_STALE, ...} stale snapshot.
 
--- @include "includes/errors.lua"
--- @include "includes/task_common.lua"
+-- @include "includes/chime_task_transition.lua"
+-- @include "includes/chime_set_due.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
 local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
 local next_run_at, new_status, wake, next_occurrence = ARGV[4], ARGV[5], ARGV[6], ARGV[7] or ''
 
-local err = chime_check_snapshot(task_key, expected_status, expected_version)
+local task_id, err = chime_task_transition({
+  task_key = task_key, status = expected_status, version = expected_version,
+  allowed = {paused = true}, from = {unpack(KEYS, 3, 10)}, to = {unpack(KEYS, 11, 18)}
+})
 if err then
   return err
 end
-if expected_status ~= 'paused' then
-  return {ERR_CONFLICT, expected_status}
-end
-local task_id = redis.call('HGET', task_key, 'id')
 redis.call('HSET', task_key, 'status', new_status, 'updated_at', now)
 redis.call('HDEL', task_key, 'pause_reason')
 redis.call('HINCRBY', task_key, 'sched_version', 1)
-chime_move_indexes(task_key, task_id)
 redis.call('HDEL', task_key, 'next_occurrence')
 if next_run_at ~= '' and new_status == 'active' then
   redis.call('HSET', task_key, 'next_run_at', next_run_at)

@@ -14,23 +14,22 @@
 -- {ERR_CONFLICT, status} canceled or completed;
 -- {ERR_STALE, ...} stale snapshot.
 
--- @include "includes/errors.lua"
--- @include "includes/task_common.lua"
+-- @include "includes/chime_task_transition.lua"
+-- @include "includes/chime_set_due.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
 local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
 local delay, reason, wake = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 
-local err = chime_check_snapshot(task_key, expected_status, expected_version)
+local task_id, err = chime_task_transition({
+  task_key = task_key, status = expected_status, version = expected_version,
+  allowed = {active = true, paused = true}
+})
 if err then
   return err
 end
-if expected_status ~= 'active' and expected_status ~= 'paused' then
-  return {ERR_CONFLICT, expected_status}
-end
-local t = redis.call('HMGET', task_key, 'id', 'next_run_at')
-local task_id = t[1]
-local base = tonumber(t[2] or now)
+local next_run_at = redis.call('HGET', task_key, 'next_run_at')
+local base = tonumber(next_run_at or now)
 local until_ms = base + delay
 redis.call('HSET', task_key, 'snoozed_until', until_ms, 'updated_at', now)
 if reason ~= '' then
@@ -39,7 +38,7 @@ else
   redis.call('HDEL', task_key, 'snooze_reason')
 end
 redis.call('HINCRBY', task_key, 'sched_version', 1)
-if t[2] then
+if next_run_at then
   -- the snoozed occurrence fires exactly then: no jitter's nominal occurrence applies
   redis.call('HDEL', task_key, 'next_occurrence')
   redis.call('HSET', task_key, 'next_run_at', until_ms)

@@ -2,7 +2,7 @@
 -- concurrency key. A run that is not `queued` (canceled, already running or finished: a
 -- duplicate RQ job) is left alone. With no free slot the run goes back to `pending` in the
 -- key's FIFO and the job ends; the release of a slot hands it over later. The agent's gate
--- (includes/agent_gate.lua) is checked first: with the last minute's starts at
+-- (includes/chime_agent_gate.lua) is checked first: with the last minute's starts at
 -- `max_runs_per_minute` the run waits `pending` in delayed until the window allows; without
 -- one of the agent's `max_running` slots (its slot lapsed while queued and others took them)
 -- it waits at the head of the agent's FIFO. A run parked for its concurrency key gives its
@@ -18,7 +18,8 @@
 -- ARGV[1]  now (ms)
 -- ARGV[2]  lease (ms): heartbeat lease of the run and of its slot
 -- ARGV[3]  the task's concurrency_key as the caller read it ('' for none)
--- ARGV[4]  run key prefix ('{chime}:run:'; run keys share the hash tag)
+-- ARGV[4]  run key prefix: the base of KEYS[3] and 'run:' ('{chime}:run:'), else a script
+--          error
 -- ARGV[5]  outbox grace (ms) for runs handed a slot
 -- ARGV[6]  start token: unique to this call ('' for none), kept in the run's `start_token`. The
 --          same call sent again (a client retrying after its connection dropped before the
@@ -32,14 +33,23 @@
 -- {ERR_STALE, 'concurrency_key'} the task's concurrency key changed since the caller read it.
 
 -- @include "includes/errors.lua"
--- @include "includes/semaphore.lua"
--- @include "includes/agent_gate.lua"
+-- @include "includes/chime_key_base.lua"
+-- @include "includes/chime_run_prefix.lua"
+-- @include "includes/chime_sem_fill.lua"
+-- @include "includes/chime_sem_park.lua"
+-- @include "includes/chime_agent_gate.lua"
+-- @include "includes/chime_agent_window.lua"
+-- @include "includes/chime_agent_delay.lua"
+-- @include "includes/chime_agent_release.lua"
+-- @include "includes/chime_agent_fill.lua"
 
 local run_key, task_key, running_key, outbox_key, sem_key, fifo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local now, lease_ms, ckey, run_prefix, grace_ms =
-  tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local now, lease_ms, ckey, grace_ms =
+  tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5])
 local token = ARGV[6] or ''
+local base = chime_key_base(running_key, 'running')
+local run_prefix = chime_run_prefix(base, ARGV[4])
 
 local run_status, run_id, run_attempt, run_agent, run_token =
   unpack(redis.call('HMGET', run_key, 'status', 'id', 'attempt', 'agent_id', 'start_token'))
@@ -52,7 +62,7 @@ if run_status ~= 'queued' then
   end
   if run_status ~= 'running' and run_agent then
     -- a duplicate job of a run that ended (canceled while queued): its slot is free now
-    local gate = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
+    local gate = chime_agent_gate(base, run_agent)
     redis.call('ZREM', gate.slots, run_id)
   end
   return {ERR_CONFLICT, run_status}
@@ -78,7 +88,7 @@ end
 local handed = {}
 local g = nil
 if run_agent then
-  g = chime_agent_gate(chime_key_base(running_key, 'running'), run_agent)
+  g = chime_agent_gate(base, run_agent)
   local reopen = chime_agent_window(g, now)
   if reopen then
     chime_agent_release(g, run_id)

@@ -15,22 +15,23 @@
 -- Returns {'ok'}; {ERR_NOT_FOUND, 'task'} no such task; {ERR_CONFLICT, status} canceled;
 -- {ERR_STALE, ...} stale snapshot.
 
--- @include "includes/errors.lua"
--- @include "includes/task_common.lua"
+-- @include "includes/chime_task_transition.lua"
+-- @include "includes/chime_set_due.lua"
 
 local task_key, due_key = KEYS[1], KEYS[2]
 local now, expected_status, expected_version = ARGV[1], ARGV[2], ARGV[3]
 local due, wake, new_status, deletes = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 
-local err = chime_check_snapshot(task_key, expected_status, expected_version)
+-- every status but canceled
+local task_id, err = chime_task_transition({
+  task_key = task_key, status = expected_status, version = expected_version,
+  allowed = {active = true, paused = true, completed = true},
+  from = {unpack(KEYS, 3, 10)}, to = {unpack(KEYS, 11, 18)}
+})
 if err then
   return err
 end
-if expected_status == 'canceled' then
-  return {ERR_CONFLICT, 'canceled'}
-end
 
-local task_id = redis.call('HGET', task_key, 'id')
 local fields = {'updated_at', now, 'status', new_status}
 for i = 8, #ARGV do
   fields[#fields + 1] = ARGV[i]
@@ -41,7 +42,6 @@ if deletes ~= '' then
     redis.call('HDEL', task_key, name)
   end
 end
-chime_move_indexes(task_key, task_id)
 if due ~= 'keep' then
   redis.call('HINCRBY', task_key, 'sched_version', 1)
   if due == 'clear' then

@@ -52,7 +52,7 @@ RUN_HEADERS = ("Chime-Run-Id", "Chime-Task-Id", "Chime-Attempt")
 SIGNATURE_HEADER = "Chime-Signature"
 _OURS = frozenset(h.lower() for h in (*RUN_HEADERS, SIGNATURE_HEADER))
 
-#: (name, data) -> the step's output; bound by the job to the store's emit_event
+#: (name, data) -> the step's output; bound by the job to the use case of ``app/service/events.py``
 Emit = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
 

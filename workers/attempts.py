@@ -36,10 +36,11 @@ from app.core.errors import Conflict, PipelineError, ValidationError
 from app.core.pipeline import load_pipeline, secret_names
 from app.core.status import RunStatus, TaskStatus
 from app.core.task import Run, Task
+from app.service.backend import Backend
+from app.service.dispatch import enqueue_handed
+from app.service.events import emit_event
 from app.settings import Settings
 from app.store import connection, scripts, stats
-from app.store.enqueue import enqueue_runs
-from app.store.events import emit_event
 from app.store.keys import Keys
 from app.store.runs import (
     Finished,
@@ -77,6 +78,11 @@ class JobDeps:
     heartbeat_seconds: float | None = None
     #: how ``http.request`` resolves host names (tests pin names to local addresses)
     resolve: Resolve = resolve_host
+
+    @property
+    def backend(self) -> Backend:
+        """What the use cases (``app/service``) take."""
+        return Backend(self.client, self.rq, self.keys, self.settings)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -363,13 +369,14 @@ class _Stats:
 async def enqueue(rt: Runtime, runs: Sequence[tuple[str, int]]) -> None:
     """Put runs handed a slot on RQ (RQ's enqueue needs the synchronous client: a thread)."""
     if runs:
-        await asyncio.to_thread(enqueue_runs, rt.deps.rq, rt.keys, list(runs))
+        await asyncio.to_thread(enqueue_handed, rt.deps.backend, list(runs))
 
 
 def store_emitter(rt: Runtime, run: Run) -> Emit:
-    """``event.emit`` as ``POST /events`` by the run's agent (the store enqueues the runs).
+    """``event.emit`` as ``POST /events`` by the run's agent (the same use case,
+    ``app/service/events.py``).
 
-    The store's emit is synchronous (RQ's enqueue needs it), so it runs on a thread; its Redis
+    The use case is synchronous (RQ's enqueue needs it), so it runs on a thread; its Redis
     calls are bounded by the client's timeouts, so the thread ends soon after a timed-out step.
     """
     deps = rt.deps
@@ -380,15 +387,7 @@ def store_emitter(rt: Runtime, run: Run) -> Emit:
     async def emit(name: str, data: dict[str, Any]) -> dict[str, Any]:
         try:
             event_id, runs = await asyncio.to_thread(
-                emit_event,
-                deps.client,
-                deps.rq,
-                deps.keys,
-                deps.settings,
-                run.agent_id,
-                name,
-                data,
-                depth,
+                emit_event, deps.backend, run.agent_id, name, data, depth
             )
         except (ValidationError, Conflict) as exc:
             raise StepFailed(str(exc)) from None

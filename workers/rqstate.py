@@ -8,7 +8,7 @@ hash, its entry in the job's execution registry, the started registry entry
 what ``maintain_heartbeats`` refreshes, and what ``handle_job_success`` /
 ``handle_job_failure`` write at the end (status, a result in the job's result stream, the
 finished or failed registry, the job's TTL, the worker's counters). The layout is RQ 3.0's
-(``pyproject.toml`` pins ``rq>=3.0,<3.1``); ``tests/workers/test_rq_records.py`` reads it back
+(``pyproject.toml`` pins ``rq>=3.0,<3.1``); ``tests/store/test_worker_scripts.py`` reads it back
 through RQ's own classes.
 
 Times come from ``app.clock`` like every time Chime writes.

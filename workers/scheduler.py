@@ -26,30 +26,32 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import redis
 
 from app import clock
+from app.clock import ms
 from app.core.errors import ChimeError, ConfigError, ScheduleError
+from app.core.planning import plan_occurrence
 from app.core.schedules import parse_schedule
 from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
 from app.core.task import Task
+from app.service.backend import Backend
+from app.service.dispatch import Made, dispatch
+from app.service.runs import reconcile
 from app.settings import Settings
 from app.store import connection, scripts, stats
 from app.store.codec import from_hash
-from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
-from app.store.outbox import reconcile_outbox
 from app.store.scheduling import (
     Claim,
     claim,
     commit_occurrence,
-    ms,
     parse_commit,
     parse_release,
-    plan_occurrence,
     release_claims,
     release_delayed,
 )
@@ -67,7 +69,6 @@ MAX_SLEEP_SECONDS = 5.0
 _STOP_CHECK_SECONDS = 0.2
 _WAKE_LEAD_SECONDS = 0.002
 _WAKE_STEP_SECONDS = 0.0002
-_RETRIES = 5
 #: the longest ``pause_reason`` the scheduler writes
 PAUSE_REASON_MAX = 500
 _SCRIPTS = (
@@ -80,6 +81,30 @@ _SCRIPTS = (
 )
 #: the longest wait between two tries after an unexpected error
 _ERROR_BACKOFF_CAP_SECONDS = 30.0
+
+#: what a scheduler claims: due tasks, or delayed runs
+Kind: TypeAlias = Literal["due", "delayed"]
+#: a failed commit's log event, and what the claimed member is
+_COMMIT_FAILED: dict[Kind, tuple[str, str]] = {
+    "due": ("scheduler.commit_failed", "task_id"),
+    "delayed": ("scheduler.release_failed", "run_id"),
+}
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One claim committed: the runs it made or moved into a new status, the occurrences its
+    misfire policy skipped, and the script's outcome."""
+
+    made: list[Made] = field(default_factory=list)
+    skipped: int = 0
+    outcome: str = ""
+
+
+#: a claim and how to read the reply of its script
+Call: TypeAlias = tuple[Claim, Callable[[Any], Settled]]
+#: put one script call per claim kept in the pipeline; returns the calls in order
+Stage: TypeAlias = Callable[[Sequence[Claim], int, Any], list[Call]]
 
 
 @dataclass
@@ -125,8 +150,8 @@ class Scheduler:
         #: called at ``after_claim`` and ``after_commit`` (tests: stop or race right there)
         self.hook = hook
         #: claims taken and not yet committed: given back on stop
-        self._held: dict[str, Claim] = {}
-        self._held_delayed: dict[str, Claim] = {}
+        self._held: dict[Kind, dict[str, Claim]] = {"due": {}, "delayed": {}}
+        self.backend = Backend(self.r, self.rq, self.keys, settings)
 
     # -- one pass ----------------------------------------------------------------------------
 
@@ -145,62 +170,67 @@ class Scheduler:
         return result
 
     def _due_tasks(self, now: int, result: PassResult) -> None:
-        claims = claim(self.r, self.keys, "due", now, self.lease_ms, self.batch)
+        claims = self._claim("due", now, result)
         if not claims:
             return
-        result.claimed += len(claims)
-        result.more = result.more or len(claims) >= self.batch
-        self._held.update((c.member, c) for c in claims)
         self._halt("after_claim")
-
-        queued: list[tuple[str, int]] = []
-        skipped = 0
-        pending: Sequence[Claim] = claims
-        for _ in range(_RETRIES):
-            give_back, commits = self._plan(pending, now)
-            if give_back:
-                release_claims(self.r, self.keys, "due", give_back)
-                for c in give_back:
-                    self._held.pop(c.member, None)
-            stale: list[Claim] = []
-            if commits:
-                pipe = self.r.pipeline(transaction=False)
-                for c, task, plan in commits:
-                    commit_occurrence(
-                        self.r, self.keys, self.settings, task, c.token, plan, now, pipe=pipe
-                    )
-                replies = pipe.execute(raise_on_error=False)
-                for (c, task, plan), reply in zip(commits, replies, strict=True):
-                    if isinstance(reply, Exception):
-                        logger.error(
-                            "scheduler.commit_failed", extra={"task_id": task.id, "error": reply}
-                        )
-                        self._held.pop(c.member, None)
-                        continue
-                    commit = parse_commit(reply)
-                    if commit.outcome == "stale":
-                        stale.append(c)
-                        continue
-                    self._held.pop(c.member, None)
-                    if commit.outcome != "committed":
-                        continue
-                    skipped += plan.skipped
-                    for run_id, status, priority in commit.runs:
-                        result.runs[status] += 1
-                        if status == RunStatus.QUEUED:
-                            queued.append((run_id, priority))
-            pending = stale
-            if not pending:
-                break
+        settled = self._commit("due", claims, now, self._stage_due)
         self._halt("after_commit")
-        if queued:
-            enqueue_runs(self.rq, self.keys, queued)
-            result.enqueued += len(queued)
-        self._count(len(claims), result.runs, skipped)
+        made = [m for s in settled for m in s.made]
+        skipped = sum(s.skipped for s in settled)
+        result.runs.update(m.status for m in made)
+        result.enqueued += len(dispatch(self.backend, made))
+        pipe = self.r.pipeline(transaction=False)
+        stats.observe_batch(pipe, self.keys, len(claims))
+        if skipped:
+            stats.incr(pipe, self.keys, stats.MISFIRES_SKIPPED, skipped)
+        pipe.execute()
         logger.debug(
             "scheduler.batch",
-            extra={"claimed": len(claims), "enqueued": len(queued), "skipped": skipped},
+            extra={"claimed": len(claims), "enqueued": result.enqueued, "skipped": skipped},
         )
+
+    def _claim(self, kind: Kind, now: int, result: PassResult) -> list[Claim]:
+        """Claim a batch of ``kind`` (held until committed or given back)."""
+        claims = claim(self.r, self.keys, kind, now, self.lease_ms, self.batch)
+        if kind == "due":
+            result.claimed += len(claims)
+        result.more = result.more or len(claims) >= self.batch
+        self._held[kind].update((c.member, c) for c in claims)
+        return claims
+
+    def _commit(self, kind: Kind, claims: Sequence[Claim], now: int, stage: Stage) -> list[Settled]:
+        """The one commit path of both kinds: ``stage`` puts one script call per claim it keeps
+        in a pipeline (a claim it gives back or drops is no longer held), and each reply is
+        read. A claim whose script failed stays claimed until its lease lapses. The scripts
+        read what they decide on themselves (the task's dedupe window included), so no reply
+        asks for a second try."""
+        held = self._held[kind]
+        pipe = self.r.pipeline(transaction=False)
+        calls = stage(claims, now, pipe)
+        if not calls:
+            return []
+        settled: list[Settled] = []
+        for (c, parse), reply in zip(calls, pipe.execute(raise_on_error=False), strict=True):
+            held.pop(c.member, None)
+            if isinstance(reply, Exception):
+                event, member = _COMMIT_FAILED[kind]
+                logger.error(event, extra={member: c.member, "error": reply})
+                continue
+            settled.append(parse(reply))
+        return settled
+
+    def _stage_due(self, claims: Sequence[Claim], now: int, pipe: Any) -> list[Call]:
+        give_back, commits = self._plan(claims, now)
+        if give_back:
+            release_claims(self.r, self.keys, "due", give_back)
+            for c in give_back:
+                self._held["due"].pop(c.member, None)
+        calls: list[Call] = []
+        for c, task, plan in commits:
+            commit_occurrence(self.r, self.keys, self.settings, task, c.token, plan, now, pipe=pipe)
+            calls.append((c, partial(_settle_commit, plan.skipped)))
+        return calls
 
     def _plan(
         self, claims: Sequence[Claim], now: int
@@ -230,7 +260,7 @@ class Scheduler:
             except Exception:
                 # left claimed: retried when the lease lapses, and logged each time
                 logger.exception("scheduler.plan_failed", extra={"task_id": task.id})
-                self._held.pop(c.member, None)
+                self._held["due"].pop(c.member, None)
                 continue
             commits.append((c, task, plan))
         return give_back, commits
@@ -248,7 +278,7 @@ class Scheduler:
         except ChimeError as err:
             logger.warning("scheduler.pause_failed", extra={"task_id": task.id, "error": err})
         release_claims(self.r, self.keys, "due", [claim])
-        self._held.pop(claim.member, None)
+        self._held["due"].pop(claim.member, None)
 
     def _load_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
         pipe = self.r.pipeline(transaction=False)
@@ -257,85 +287,25 @@ class Scheduler:
         return [from_hash(Task, f) if f else None for f in pipe.execute()]
 
     def _delayed_runs(self, now: int, result: PassResult) -> None:
-        claims = claim(self.r, self.keys, "delayed", now, self.lease_ms, self.batch)
+        claims = self._claim("delayed", now, result)
         if not claims:
             return
-        result.more = result.more or len(claims) >= self.batch
-        self._held_delayed.update((c.member, c) for c in claims)
-        queued: list[tuple[str, int]] = []
-        transitions: Counter[tuple[str, str]] = Counter()
-        pending: Sequence[Claim] = claims
-        for _ in range(_RETRIES):
-            pipe = self.r.pipeline(transaction=False)
-            for c in pending:
-                pipe.hmget(self.keys.run(c.member), "task_id", "agent_id")
-            owners: list[list[str | None]] = pipe.execute()
-            pipe = self.r.pipeline(transaction=False)
-            for task_id, _agent in owners:
-                pipe.hget(self.keys.task(task_id or ""), "dedupe_key")
-            dedupes: list[str | None] = pipe.execute()
-            pipe = self.r.pipeline(transaction=False)
-            for c, (task_id, agent), dedupe in zip(pending, owners, dedupes, strict=True):
-                release_delayed(
-                    self.r,
-                    self.keys,
-                    self.settings,
-                    c.member,
-                    task_id,
-                    agent,
-                    dedupe,
-                    c.token,
-                    now,
-                    pipe=pipe,
-                )
-            stale: list[Claim] = []
-            for c, reply in zip(pending, pipe.execute(raise_on_error=False), strict=True):
-                if isinstance(reply, Exception):
-                    logger.error(
-                        "scheduler.release_failed", extra={"run_id": c.member, "error": reply}
-                    )
-                    self._held_delayed.pop(c.member, None)
-                    continue
-                release = parse_release(reply)
-                if release.outcome == "stale":
-                    stale.append(c)
-                    continue
-                self._held_delayed.pop(c.member, None)
-                result.released[release.outcome] += 1
-                if release.outcome in (RunStatus.QUEUED, RunStatus.DEDUPED):
-                    transitions[(release.outcome, release.trigger)] += 1
-                if release.outcome == "queued":
-                    queued.append((c.member, release.priority))
-            pending = stale
-            if not pending:
-                break
-        if queued:
-            enqueue_runs(self.rq, self.keys, queued)
-            result.enqueued += len(queued)
-        if transitions:
-            pipe = self.r.pipeline(transaction=False)
-            _count_runs(pipe, self.keys, transitions)
-            pipe.execute()
+        settled = self._commit("delayed", claims, now, self._stage_delayed)
+        result.released.update(s.outcome for s in settled)
+        result.enqueued += len(dispatch(self.backend, [m for s in settled for m in s.made]))
+
+    def _stage_delayed(self, claims: Sequence[Claim], now: int, pipe: Any) -> list[Call]:
+        for c in claims:
+            release_delayed(self.r, self.keys, self.settings, c.member, c.token, now, pipe=pipe)
+        return [(c, partial(_settle_release, c.member)) for c in claims]
 
     def _sweep(self, now: int, result: PassResult) -> None:
-        found = reconcile_outbox(self.r, self.rq, self.keys, now, self.grace_ms, self.batch)
+        found = reconcile(self.backend, now, self.grace_ms, self.batch)
         result.more = result.more or found.more
         if found.requeued:
             result.enqueued += len(found.requeued)
             result.swept += len(found.requeued)
             logger.warning("scheduler.outbox_enqueued_again", extra={"runs": len(found.requeued)})
-
-    def _count(self, claimed: int, runs: Counter[str], skipped: int) -> None:
-        pipe = self.r.pipeline(transaction=False)
-        stats.observe_batch(pipe, self.keys, claimed)
-        _count_runs(
-            pipe,
-            self.keys,
-            Counter({(status, Trigger.SCHEDULE.value): n for status, n in runs.items()}),
-        )
-        if skipped:
-            stats.incr(pipe, self.keys, stats.MISFIRES_SKIPPED, skipped)
-        pipe.execute()
 
     def _halt(self, point: str) -> None:
         if self.hook is not None:
@@ -461,28 +431,40 @@ class Scheduler:
     def release(self) -> None:
         """Give every claim in hand back to its schedule (a stop between claim and commit)."""
         try:
-            if self._held:
-                release_claims(self.r, self.keys, "due", list(self._held.values()))
-            if self._held_delayed:
-                release_claims(self.r, self.keys, "delayed", list(self._held_delayed.values()))
+            for kind, held in self._held.items():
+                if held:
+                    release_claims(self.r, self.keys, kind, list(held.values()))
         except redis.RedisError as exc:
             logger.warning("scheduler.release_failed", extra={"error": str(exc)})
             return
-        self._held.clear()
-        self._held_delayed.clear()
+        for held in self._held.values():
+            held.clear()
 
     def close(self) -> None:
         self.r.close()
         self.rq.close()
 
 
-def _count_runs(pipe: Any, keys: Keys, transitions: Counter[tuple[str, str]]) -> None:
-    """Add run transitions (status, trigger) to the stats; a deduped run is also a dedupe."""
-    for (status, trigger), n in transitions.items():
-        if status in (RunStatus.QUEUED, RunStatus.DEDUPED, RunStatus.PENDING) and trigger:
-            stats.incr(pipe, keys, stats.run_field(status, trigger), n)
-            if status == RunStatus.DEDUPED:
-                stats.incr(pipe, keys, stats.DEDUPE_SUPPRESSED, n)
+def _settle_commit(skipped: int, reply: Any) -> Settled:
+    """A due task's commit: the runs it made."""
+    commit = parse_commit(reply)
+    if commit.outcome != "committed":
+        return Settled()
+    made = [
+        Made(run_id, status, priority, Trigger.SCHEDULE)
+        for run_id, status, priority in commit.runs
+        if status != "exists"
+    ]
+    return Settled(made=made, skipped=skipped, outcome=commit.outcome)
+
+
+def _settle_release(run_id: str, reply: Any) -> Settled:
+    """A delayed run's release: queued or deduped now is a new status."""
+    release = parse_release(reply)
+    made = []
+    if release.outcome in (RunStatus.QUEUED, RunStatus.DEDUPED):
+        made.append(Made(run_id, release.outcome, release.priority, release.trigger))
+    return Settled(made=made, outcome=release.outcome)
 
 
 def _at_or_before(now: int, *times: int | None) -> bool:

@@ -17,12 +17,12 @@ from rq.job_lifecycle import record_job_failure
 
 from app import clock
 from app.core.status import RUN_TERMINAL
+from app.service.backend import Backend
+from app.service.runs import reconcile, recover_lapsed
 from app.settings import Settings
 from app.store import connection
-from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
-from app.store.outbox import reconcile_outbox
-from app.store.runs import LOST_WORKER_ERROR, recover_lapsed_runs
+from app.store.runs import LOST_WORKER_ERROR
 from workers.runlog import log_transition
 
 logger = logging.getLogger("chime.worker")
@@ -41,6 +41,7 @@ class Sweeper:
         self.client = connection.client(settings.redis_url)
         self.rq = connection.rq_client(settings.redis_url)
         self.keys = Keys(settings.key_prefix)
+        self.backend = Backend(self.client, self.rq, self.keys, settings)
         self.interval = interval or min(
             MAX_SWEEP_SECONDS, max(0.05, settings.semaphore_lease_seconds / 4)
         )
@@ -48,10 +49,7 @@ class Sweeper:
     def sweep(self) -> int:
         """One pass (lost attempts first, then the outbox); returns how many lost attempts it
         recorded."""
-        recovered = recover_lapsed_runs(self.client, self.keys, self.settings)
-        handed = [pair for r in recovered for pair in r.finished.handed]
-        if handed:
-            enqueue_runs(self.rq, self.keys, handed)
+        recovered = recover_lapsed(self.backend)
         for r in recovered:
             task_id = self.client.hget(self.keys.run(r.run_id), "task_id") or ""
             log_transition(
@@ -64,10 +62,8 @@ class Sweeper:
 
     def reconcile(self) -> int:
         """The outbox pass: enqueue again the queued runs no one owns; returns how many."""
-        found = reconcile_outbox(
-            self.client,
-            self.rq,
-            self.keys,
+        found = reconcile(
+            self.backend,
             clock.now_ms(),
             clock.ms(self.settings.enqueue_grace_seconds),
             OUTBOX_BATCH,

@@ -61,12 +61,11 @@ from rq.worker import BaseWorker
 
 from app import clock
 from app.logs import one_line
+from app.service.runs import fill_agent_lines
 from app.settings import Settings
 from app.store import connection
 from app.store.codec import text
-from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys
-from app.store.limits import hand_free_slots
 from app.store.runs import (
     eval_many,
     load_scripts,
@@ -599,11 +598,7 @@ class Worker:
         outage = connection.Outage(logger, "worker.agent_lines")
         while True:
             try:
-                handed = await asyncio.to_thread(
-                    hand_free_slots, self.sweeper.client, self.keys, self.settings, clock.now_ms()
-                )
-                if handed:
-                    await asyncio.to_thread(enqueue_runs, self.sweeper.rq, self.keys, handed)
+                await asyncio.to_thread(fill_agent_lines, self.sweeper.backend, clock.now_ms())
                 outage.ok()
             except (redis.RedisError, OSError) as exc:
                 outage.failed(exc)

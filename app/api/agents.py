@@ -22,9 +22,9 @@ from app.api.schemas import (
 )
 from app.core.errors import Forbidden, NotFound
 from app.core.limits import check_overrides
+from app.service.revocation import stop_agent_tasks
 from app.store.agents import create_agent, get_agent, list_agents, revoke_agent
 from app.store.limits import agent_limits, set_overrides, usage
-from app.store.revocation import stop_agent_tasks
 
 
 class AgentController(Controller):
@@ -72,7 +72,7 @@ class AgentController(Controller):
         ``pause_reason: "agent revoked"``, runs not started canceled, running ones finish."""
         if not revoke_agent(api.client, api.keys, agent_id):
             raise NotFound("agent", agent_id)
-        stop_agent_tasks(api.client, api.rq, api.keys, api.settings, agent_id)
+        stop_agent_tasks(api.backend, agent_id)
 
     @put(
         "/{agent_id:str}/limits",

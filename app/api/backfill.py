@@ -15,7 +15,7 @@ from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import RunOut, decode, run_out
 from app.core.backfill import MAX_BACKFILL
-from app.store.backfill import backfill
+from app.service.tasks import backfill
 
 Instant = Annotated[datetime, Meta(tz=True, examples=["2026-11-01T00:00:00Z"])]
 
@@ -61,8 +61,7 @@ class BackfillController(Controller):
         and concurrency apply to them as to any run."""
         req = decode(body, BackfillRequest)
         runs = backfill(
-            api.store,
-            api.rq,
+            api.backend,
             task_id,
             clock.to_ms(req.start),
             clock.to_ms(req.end),

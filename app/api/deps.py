@@ -17,6 +17,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from app.api.auth import Caller, provide_caller
+from app.service.backend import Backend
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.tasks import AsyncTaskStore, TaskStore
@@ -41,6 +42,11 @@ class Api:
     def tasks(self) -> AsyncTaskStore:
         """The task store on the asyncio client (for ``async`` handlers)."""
         return AsyncTaskStore(self.aclient, self.keys, self.settings)
+
+    @property
+    def backend(self) -> Backend:
+        """What the use cases (``app/service``) take."""
+        return Backend(self.client, self.rq, self.keys, self.settings)
 
 
 def provide_api(request: Request[Any, Any, Any]) -> Api:

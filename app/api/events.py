@@ -8,7 +8,7 @@ from app.api.deps import AGENT_DEPENDENCIES, ApiDep
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import EventOut, EventRequest, decode, run_out
 from app.core.errors import Forbidden
-from app.store.events import emit_event
+from app.service.events import emit_event
 
 
 class EventController(Controller):
@@ -35,7 +35,5 @@ class EventController(Controller):
         if api.caller.agent_id is None:
             # events belong to an agent; the admin token is nobody's
             raise Forbidden("events belong to an agent: emit them with an agent's token")
-        event_id, runs = emit_event(
-            api.client, api.rq, api.keys, api.settings, api.caller.agent_id, req.name, req.data
-        )
+        event_id, runs = emit_event(api.backend, api.caller.agent_id, req.name, req.data)
         return EventOut(event_id=event_id, runs=[run_out(r) for r in runs])

@@ -18,7 +18,8 @@ from app.api.schemas import RunOut, run_out
 from app.api.waiter import RunWaiter
 from app.core.status import RUN_TERMINAL
 from app.core.task import Run
-from app.store import cancel, history
+from app.service import runs as run_service
+from app.store import history
 
 #: the longest ``?wait=`` a client may ask for, in seconds
 MAX_WAIT = 60
@@ -64,7 +65,7 @@ class RunController(Controller):
     def cancel_run(self, run_id: FromPath[str], api: ApiDep) -> RunOut:
         """A pending or queued run ends ``canceled`` now; a running one is stopped by its
         worker (its step aborted) and ends ``canceled`` within moments; terminal is a 409."""
-        cancel.cancel_run(api.client, api.rq, api.keys, api.settings, run_id, api.caller.agent_id)
+        run_service.cancel_run(api.backend, run_id, api.caller.agent_id)
         return run_out(history.get_run(api.client, api.keys, run_id, api.caller.agent_id))
 
     @get("/{run_id:str}", opt=answers({200: RunOut}, errors=(*AUTHED, 404)))

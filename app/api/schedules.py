@@ -92,7 +92,7 @@ class UpcomingController(Controller):
     ) -> FireTimes:
         """Snooze, jitter and the rule's end included; a task that is not active has none."""
         task = api.store.get(task_id, api.caller.agent_id)
-        grace = round(api.settings.misfire_grace_seconds * 1000)
+        grace = clock.ms(api.settings.misfire_grace_seconds)
         return _times(upcoming(task, clock.now_ms(), grace, count))
 
 
@@ -135,5 +135,5 @@ class PreviewController(Controller):
             return FireTimes(items=[])
         task.next_run_at = nxt
         task.status = TaskStatus.ACTIVE
-        grace = round(api.settings.misfire_grace_seconds * 1000)
+        grace = clock.ms(api.settings.misfire_grace_seconds)
         return _times(upcoming(task, at, grace, count))

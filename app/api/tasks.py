@@ -32,11 +32,11 @@ from app.api.schemas import (
 )
 from app.core.errors import Conflict, Forbidden
 from app.core.pipeline import secret_names
-from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
+from app.core.status import RunStatus, ScheduleKind, TaskStatus
 from app.core.task import SCHEDULE_FIELDS
 from app.core.taskspec import TaskSpec, changed_fields, new_task, spec_fields
-from app.store import history, stats
-from app.store.enqueue import dequeue_runs, enqueue_runs
+from app.service import tasks as service
+from app.store import history
 from app.store.limits import check_interval
 from app.store.secrets import check_secrets_exist
 
@@ -172,15 +172,7 @@ class TaskController(Controller):
     ) -> RunOut:
         """One run now, outside the schedule (queued, or deduped by the dedupe window); counted
         in the stats as the scheduler counts scheduled runs."""
-        run = api.store.run_now(task_id, api.caller.agent_id)
-        pipe = api.client.pipeline(transaction=False)
-        stats.count_run(pipe, api.keys, run.status, Trigger.RUN_NOW)
-        if run.status == RunStatus.DEDUPED:
-            stats.incr(pipe, api.keys, stats.DEDUPE_SUPPRESSED)
-        pipe.execute()
-        if run.status == RunStatus.QUEUED:
-            enqueue_runs(api.rq, api.keys, [(run.id, run.priority)])
-        return run_out(run)
+        return run_out(service.run_now(api.backend, task_id, api.caller.agent_id))
 
     @post(
         "/{task_id:str}/snooze",
@@ -226,9 +218,7 @@ class TaskController(Controller):
     )
     def cancel(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
         """Cancel for good; runs that had not started end ``canceled`` and leave RQ."""
-        task, queued = api.store.cancel(task_id, api.caller.agent_id)
-        dequeue_runs(api.rq, queued)
-        return task_out(task)
+        return task_out(service.cancel_task(api.backend, task_id, api.caller.agent_id))
 
     @get(
         "/{task_id:str}/runs",

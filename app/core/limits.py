@@ -1,7 +1,7 @@
 """Per-agent limits: what one agent may spend, so it can never starve another.
 
 Defaults come from the settings; the admin may override any of them per agent. The gates that
-hold ``max_running`` and ``max_runs_per_minute`` live in Lua (``lua/includes/agent_gate.lua``);
+hold ``max_running`` and ``max_runs_per_minute`` live in Lua (``lua/includes/chime_agent_*.lua``);
 ``max_tasks`` is checked by the create script; ``min_interval_seconds`` here, at create/update
 (on create, the create script reads the agent's value and asks for this check when it is above 1).
 """

@@ -1,11 +1,12 @@
 """Cancelling one run (``POST /runs/{id}/cancel``): one script, ``lua/cancel_run.lua``.
 
-A run that has not started ends ``canceled`` at once and leaves its RQ queue; a running one is
+A run that has not started ends ``canceled`` at once (the use case, ``app/service/runs.py``,
+takes it off its RQ queue and enqueues the runs its freed slots went to); a running one is
 marked and the workers are told on ``Keys.cancels``: the worker running it aborts the step in
 flight and records the attempt, which ``finish_run`` ends ``canceled`` with no retry.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import redis
@@ -14,7 +15,6 @@ from app import clock
 from app.core.errors import Conflict, NotFound
 from app.settings import Settings
 from app.store import history, scripts
-from app.store.enqueue import dequeue_runs, enqueue_runs
 from app.store.keys import Keys
 from app.store.scripts import ErrorCode, ScriptError
 
@@ -24,11 +24,14 @@ class Canceled:
     """``canceled``: the run ended now; ``stopping``: the worker running it is stopping it."""
 
     outcome: Literal["canceled", "stopping"]
+    #: the run was queued: its RQ job is to be taken off its queue
+    was_queued: bool = False
+    #: (run id, priority) of waiting runs handed the slots it freed: to be enqueued
+    handed: list[tuple[str, int]] = field(default_factory=list)
 
 
 def cancel_run(
     client: redis.Redis,
-    rq: redis.Redis,
     keys: Keys,
     settings: Settings,
     run_id: str,
@@ -46,8 +49,8 @@ def cancel_run(
         args=[
             clock.now_ms(),
             keys.run(""),
-            round(settings.semaphore_lease_seconds * 1000),
-            round(settings.enqueue_grace_seconds * 1000),
+            clock.ms(settings.semaphore_lease_seconds),
+            clock.ms(settings.enqueue_grace_seconds),
             keys.cancels,
             keys.wake,
         ],
@@ -62,9 +65,5 @@ def cancel_run(
         raise
     if reply[0] == "stopping":
         return Canceled("stopping")
-    if reply[1] == "queued":
-        dequeue_runs(rq, [run.id])
     handed = [(str(reply[i]), int(reply[i + 1])) for i in range(2, len(reply), 2)]
-    if handed:
-        enqueue_runs(rq, keys, handed)
-    return Canceled("canceled")
+    return Canceled("canceled", was_queued=reply[1] == "queued", handed=handed)

@@ -7,7 +7,6 @@ which checks each task again, through the same run creation as scheduled runs.
 """
 
 import uuid
-from collections import Counter
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -17,12 +16,11 @@ import redis
 from app import clock
 from app.clock import ms
 from app.core.errors import ChimeError, Conflict, ValidationError
-from app.core.status import RunStatus, ScheduleKind, TaskStatus, Trigger
+from app.core.status import ScheduleKind, TaskStatus
 from app.core.task import Run
 from app.settings import Settings
-from app.store import scripts, stats
+from app.store import scripts
 from app.store.codec import from_hash
-from app.store.enqueue import enqueue_runs
 from app.store.event_records import attach_events
 from app.store.keys import Keys
 
@@ -47,29 +45,6 @@ def matches(pattern: str | None, name: str) -> bool:
     return pattern == name or fnmatchcase(name, pattern)
 
 
-def emit_event(
-    client: redis.Redis,
-    rq: redis.Redis,
-    keys: Keys,
-    settings: Settings,
-    agent_id: str,
-    name: str,
-    data: dict[str, Any] | None,
-    depth: int = 0,
-) -> tuple[str, list[Run]]:
-    """Emit an event of ``agent_id``: create its runs and put the queued ones on RQ.
-
-    Returns (event id, the runs: ``queued``, ``deduped``, or ``pending`` for a snoozed task or
-    a full agent). ``depth``: 0 for ``POST /events``, one more than the emitting run's event
-    for ``event.emit``.
-    """
-    event_id, runs = create_event_runs(client, keys, settings, agent_id, name, data, depth)
-    queued = [(run.id, run.priority) for run in runs if run.status == RunStatus.QUEUED]
-    if queued:
-        enqueue_runs(rq, keys, queued)
-    return event_id, runs
-
-
 def create_event_runs(
     client: redis.Redis,
     keys: Keys,
@@ -79,7 +54,8 @@ def create_event_runs(
     data: dict[str, Any] | None,
     depth: int = 0,
 ) -> tuple[str, list[Run]]:
-    """The runs of an event, created but not enqueued (the caller enqueues the queued ones).
+    """The runs of an event, created but neither enqueued nor counted: the use case
+    (``app/service/events.py``) does both.
 
     Refused before any run is made: a name or ``data`` over its size (``ValidationError``), a
     ``depth`` past :data:`MAX_DEPTH` (:class:`EventTooDeep`), more than :data:`FAN_OUT_MAX`
@@ -120,14 +96,9 @@ def create_event_runs(
     if not made:
         return event_id, []
     pipe = client.pipeline(transaction=False)
-    for status, n in Counter(status for _, status in made).items():
-        stats.incr(pipe, keys, stats.run_field(status, Trigger.EVENT), n)
-        if status == RunStatus.DEDUPED:
-            stats.incr(pipe, keys, stats.DEDUPE_SUPPRESSED, n)
     for run_id, _ in made:
         pipe.hgetall(keys.run(run_id))
-    replies = pipe.execute()
-    runs = [from_hash(Run, fields) for fields in replies[-len(made) :] if fields]
+    runs = [from_hash(Run, fields) for fields in pipe.execute() if fields]
     return event_id, attach_events(client, keys, runs)
 
 
@@ -180,12 +151,12 @@ def _emit_chunk(
     task_ids: list[str],
 ) -> list[tuple[str, str]]:
     """Create the runs of the tasks among ``task_ids`` whose pattern matches; retried when a
-    task changed between the read and the script."""
+    task's pattern changed between the read and the script."""
     for _ in range(_RETRIES):
         pipe = client.pipeline(transaction=False)
         for task_id in task_ids:
-            pipe.hmget(keys.task(task_id), "schedule_expr", "dedupe_key")
-        snapshots = pipe.execute()
+            pipe.hget(keys.task(task_id), "schedule_expr")
+        patterns = pipe.execute()
         key_list = [keys.outbox, keys.delayed, keys.event(event_id)]
         args: list[Any] = [
             clock.now_ms(),
@@ -197,17 +168,12 @@ def _emit_chunk(
             keys.wake,
             data_json,
         ]
-        for task_id, (expr, dedupe) in zip(task_ids, snapshots, strict=True):
+        for task_id, expr in zip(task_ids, patterns, strict=True):
             if not matches(expr, name):
                 continue
             run_id = str(uuid.uuid5(_RUN_NAMESPACE, f"{event_id}:{task_id}"))
-            key_list += [
-                keys.task(task_id),
-                keys.task_runs(task_id),
-                keys.run(run_id),
-                keys.dedupe(agent_id, dedupe) if dedupe else keys.run(run_id),
-            ]
-            args += [task_id, run_id, expr, dedupe or ""]
+            key_list += [keys.task(task_id), keys.task_runs(task_id), keys.run(run_id)]
+            args += [task_id, run_id, expr]
         if len(key_list) == 3:
             return []
         reply = scripts.script(client, "emit_event")(keys=key_list, args=args)

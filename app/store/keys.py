@@ -1,7 +1,20 @@
 """Every Redis key Chime uses, built here and nowhere else.
 
-All keys share the hash tag ``{<prefix>}`` (default ``{chime}``): every Lua script receives the
-keys it touches in KEYS, and on a Redis Cluster all of them land in one slot.
+All keys share the hash tag ``{<prefix>}`` (default ``{chime}``), so on a Redis Cluster the keys
+of one script call land in one slot.
+
+The rule for the Lua scripts: every key a script touches comes from its KEYS, or is built from a
+*key base* taken from a KEYS entry (``chime_key_base`` in ``lua/includes/``: ``{chime}:outbox``
+gives ``{chime}:``) followed by a name of the table below (``base .. 'aslots:' .. agent``). No
+script hard-codes the tag or the prefix, or builds a key from ARGV alone: a run key prefix given
+in ARGV must be the base's (``chime_run_prefix``), and a key name read from a record (a run's
+``event_key``) is used only under the base (``chime_key_under``). PUBLISH channels are not keys.
+So a script serves whatever prefix its KEYS carry, and several hash tags (one per partition, for
+a Redis Cluster) need no script change: each call passes the keys of one partition.
+``tests/store/test_lua_keys.py`` checks the rule. The names the scripts build from a base
+(``run:``, ``delayed``, ``wake``, ``cancels``, ``limits``, ``limits:``, ``idx:``, ``aslots:``,
+``await:``, ``astarts:``, ``awaiting``, ``task:``, ``dedupe:``, ``sem:``, ``semq:``) must stay in
+step with the builders below.
 
 Key layout (``P`` = ``{chime}``):
 
@@ -29,7 +42,9 @@ P:outbox                              zset    every queued run id until a worker
                                               ledger of queued runs), scored by the time of its
                                               next look: then a run whose job is on no RQ queue
                                               is enqueued again (``app/store/outbox.py``)
-P:dedupe:<agent>:<dedupe_key>         string  the run id holding the dedupe window (SET NX PX)
+P:dedupe:<agent>:<dedupe_key>         string  the run id holding the dedupe window (SET NX PX);
+                                              built in Lua from the task's dedupe_key as it
+                                              is when the run is queued (chime_dedupe_key)
 P:sem:<agent>:<concurrency_key>       zset    run ids holding a slot, by lease expiry
 P:semq:<agent>:<concurrency_key>      list    run ids waiting for a slot, FIFO (RPUSH/LPOP)
 P:agent:<agent_id>                    hash    a minted agent: name, token_sha256, created_at
@@ -145,7 +160,7 @@ class Keys:
         return f"{self.p}:limits:{agent}"
 
     def agent_slots(self, agent: str) -> str:
-        """Built in Lua too (``lua/includes/agent_gate.lua``): keep the two in step."""
+        """Built in Lua too (``lua/includes/chime_agent_gate.lua``): keep the two in step."""
         return f"{self.p}:aslots:{agent}"
 
     def agent_waiting(self, agent: str) -> str:

@@ -1,7 +1,7 @@
 """Per-agent limits in Redis: the defaults the processes publish, the admin's overrides, and
 what an agent uses against them.
 
-The Lua gates (``lua/includes/agent_gate.lua``) read ``max_running`` and
+The Lua gates (``lua/includes/chime_agent_*.lua``) read ``max_running`` and
 ``max_runs_per_minute`` from the agent's override hash, else from the defaults hash every
 process writes at start-up from its settings (``publish_defaults``), so a worker and a
 scheduler hold the same limits without passing them along with every run.
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from app import clock
 from app.core.limits import WINDOW_MS, Limits, check_min_interval
 from app.core.schedules import parse_schedule
 from app.core.schedules.budget import Budget
@@ -50,7 +51,7 @@ class Usage:
 def publish_defaults(client: redis.Redis, keys: Keys, settings: Settings) -> None:
     """Write the default limits (and the slot lease) where the Lua gates read them."""
     mapping: dict[str, int] = dict(settings.default_limits.to_json())
-    mapping["lease_ms"] = round(settings.semaphore_lease_seconds * 1000)
+    mapping["lease_ms"] = clock.ms(settings.semaphore_lease_seconds)
     client.hset(keys.default_limits, mapping=mapping)  # type: ignore[arg-type]
 
 
@@ -130,6 +131,6 @@ def hand_free_slots(
     returns ``(run_id, priority)`` of the runs to enqueue."""
     flat = scripts.script(client, "fill_agents")(
         keys=[keys.awaiting, keys.outbox],
-        args=[now_ms, round(settings.enqueue_grace_seconds * 1000), keys.run(""), FILL_BATCH],
+        args=[now_ms, clock.ms(settings.enqueue_grace_seconds), keys.run(""), FILL_BATCH],
     )
     return [(_s(flat[i]), int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]

@@ -13,7 +13,8 @@ queue or failed registry.
 sweep: it takes the runs whose deadline passed (``sweep_outbox.lua``, so each is taken by one
 process), judges them in one atomic script (``reconcile_outbox.lua``: still queued? its job
 waiting on its RQ queue?), drops the entries of runs that moved on, looks again later at runs
-whose job waits in a backlog, and enqueues the rest again. A run enqueued twice still runs
+whose job waits in a backlog, and names the rest, which the use case
+(:func:`app.service.runs.reconcile`) enqueues again. A run enqueued twice still runs
 once: a worker starts only a run that is still ``queued``.
 """
 
@@ -24,9 +25,8 @@ import redis
 from rq import Queue
 from rq.job import Job
 
-from app.store import scripts, stats
+from app.store import scripts
 from app.store.codec import text
-from app.store.enqueue import enqueue_runs
 from app.store.keys import QUEUE_NAMES, Keys
 from app.store.scheduling import sweep_outbox
 
@@ -42,7 +42,9 @@ LOOK_DEPTH = 10_000
 class Reconciled:
     """What one pass found, by run id."""
 
-    #: queued runs no one owned, enqueued again
+    #: (run id, priority) of queued runs no one owns: to enqueue again
+    lost: list[tuple[str, int]] = field(default_factory=list)
+    #: the lost runs enqueued again (set by the use case that enqueued them)
     requeued: list[str] = field(default_factory=list)
     #: queued runs whose job waits on its RQ queue
     waiting: list[str] = field(default_factory=list)
@@ -83,25 +85,23 @@ def judge(
 
 
 def reconcile_outbox(
-    client: redis.Redis, rq: redis.Redis, keys: Keys, now_ms: int, grace_ms: int, limit: int
+    client: redis.Redis, keys: Keys, now_ms: int, grace_ms: int, limit: int
 ) -> Reconciled:
-    """One pass over up to ``limit`` overdue outbox entries (see the module docstring)."""
+    """Judge up to ``limit`` overdue outbox entries (see the module docstring); the runs found
+    ``lost`` are in :attr:`Reconciled.lost`, for the use case to enqueue again
+    (``app/service/runs.py``)."""
     result = Reconciled()
     run_ids = sweep_outbox(client, keys, now_ms, grace_ms, limit)
     if not run_ids:
         return result
     result.more = len(run_ids) >= limit
-    lost: list[tuple[str, int]] = []
     for run_id, (outcome, priority) in zip(
         run_ids, judge(client, keys, run_ids, now_ms, grace_ms), strict=True
     ):
         if outcome == "lost":
-            lost.append((run_id, priority))
+            result.lost.append((run_id, priority))
         elif outcome == "waiting":
             result.waiting.append(run_id)
         else:
             result.gone.append(run_id)
-    if lost:
-        result.requeued = enqueue_runs(rq, keys, lost, requeue=True)
-        stats.incr(client, keys, stats.RUNS_REQUEUED, len(result.requeued))
     return result

@@ -15,11 +15,8 @@ from typing import Any, Literal
 
 import redis
 
-from app.clock import ms as ms  # re-exported for the scheduler
-from app.core.planning import MAX_CATCH_UP as MAX_CATCH_UP  # re-exported for callers
-from app.core.planning import MAX_SKIP_COUNT as MAX_SKIP_COUNT
+from app.clock import ms
 from app.core.planning import Plan, occurrence_run_id
-from app.core.planning import plan_occurrence as plan_occurrence
 from app.core.status import RunStatus, TaskStatus
 from app.core.task import Task
 from app.settings import Settings
@@ -99,11 +96,12 @@ class Commit:
     """The reply of one occurrence commit.
 
     ``outcome``: ``committed`` (``runs`` made), ``released`` (the occurrence no longer stood:
-    ``reason``), ``lost`` (the claim had been taken over), ``stale`` (read the task again).
+    ``reason``), ``lost`` (the claim had been taken over).
     """
 
-    outcome: Literal["committed", "released", "lost", "stale"]
-    #: (run id, status, priority): status ``queued``, ``deduped`` or ``exists``
+    outcome: Literal["committed", "released", "lost"]
+    #: (run id, status, priority): status ``queued``, ``deduped``, ``pending``, ``skipped``, or
+    #: ``exists`` for a run made before
     runs: list[tuple[str, str, int]] = field(default_factory=list)
     next_run_at: int | None = None
     completed: bool = False
@@ -122,7 +120,6 @@ def commit_occurrence(
 ) -> Any:
     """Send the commit of ``plan``; with ``pipe``, queue it there (parse the reply later)."""
     run_ids = [occurrence_run_id(task.id, at) for at in plan.runs]
-    dedupe = task.dedupe_key or ""
     key_list = [
         keys.task(task.id),
         keys.due,
@@ -130,7 +127,6 @@ def commit_occurrence(
         keys.task_runs(task.id),
         keys.outbox,
         keys.delayed,
-        keys.dedupe(task.created_by, dedupe) if dedupe else keys.task(task.id),
         *keys.indexes(task.created_by, TaskStatus.ACTIVE, task.schedule_kind),
         *keys.indexes(task.created_by, TaskStatus.COMPLETED, task.schedule_kind),
         *(keys.run(run_id) for run_id in run_ids),
@@ -144,7 +140,6 @@ def commit_occurrence(
         "" if plan.next_run_at is None else plan.next_run_at,
         plan.mode,
         "1" if plan.clear_snooze else "0",
-        dedupe,
         keys.wake,
         keys.run(""),
         settings.run_history,
@@ -163,8 +158,6 @@ def parse_commit(reply: Any) -> Commit:
         code = ErrorCode(reply[0])
         if code is ErrorCode.LOST:
             return Commit("lost")
-        if code is ErrorCode.STALE:
-            return Commit("stale", reason=str(reply[1]))
         scripts.check(reply)
     if reply[0] == "released":
         return Commit("released", reason=str(reply[1]))
@@ -186,11 +179,10 @@ class Release:
 
     ``outcome``: ``queued`` / ``deduped`` (released; ``priority`` set), ``pending`` (released,
     but waiting for a slot or the window of its agent's limits), ``delayed`` (held until
-    ``until``), ``dropped`` (not pending any more: ``detail`` is its status), ``lost``,
-    ``stale``.
+    ``until``), ``dropped`` (not pending any more: ``detail`` is its status), ``lost``.
     """
 
-    outcome: Literal["queued", "deduped", "pending", "delayed", "dropped", "lost", "stale"]
+    outcome: Literal["queued", "deduped", "pending", "delayed", "dropped", "lost"]
     priority: int = 5
     trigger: str = ""
     until: int | None = None
@@ -202,25 +194,14 @@ def release_delayed(
     keys: Keys,
     settings: Settings,
     run_id: str,
-    task_id: str | None,
-    agent_id: str | None,
-    dedupe_key: str | None,
     token: int,
     now_ms: int,
     pipe: Any = None,
 ) -> Any:
-    """Send the release of one claimed delayed run; with ``pipe``, queue it there."""
-    dedupe = dedupe_key or ""
-    run_key = keys.run(run_id)
-    key_list = [
-        run_key,
-        keys.task(task_id) if task_id else run_key,
-        keys.delayed,
-        keys.delayed_claims,
-        keys.outbox,
-        keys.dedupe(agent_id, dedupe) if dedupe and agent_id else run_key,
-    ]
-    args: list[Any] = [now_ms, run_id, token, dedupe, ms(settings.enqueue_grace_seconds), keys.wake]
+    """Send the release of one claimed delayed run; with ``pipe``, queue it there (the script
+    finds the run's task and dedupe window itself)."""
+    key_list = [keys.run(run_id), keys.delayed, keys.delayed_claims, keys.outbox]
+    args: list[Any] = [now_ms, run_id, token, ms(settings.enqueue_grace_seconds), keys.wake]
     return scripts.script(client, "release_delayed")(
         keys=key_list, args=args, client=pipe if pipe is not None else client
     )
@@ -231,8 +212,6 @@ def parse_release(reply: Any) -> Release:
         code = ErrorCode(reply[0])
         if code is ErrorCode.LOST:
             return Release("lost")
-        if code is ErrorCode.STALE:
-            return Release("stale", detail=str(reply[1]))
         scripts.check(reply)
     outcome = str(reply[0])
     if outcome in ("queued", "deduped", "pending"):

@@ -2,8 +2,12 @@
 
 A script is ``lua/<name>.lua``, installed as package data of ``app.lua`` and read through
 :mod:`importlib.resources`, so a wheel finds its scripts wherever the process starts. A line
-``-- @include "includes/x.lua"`` is replaced by that file, so shared pieces (run creation,
-dedupe) are written once. Scripts are registered per
+``-- @include "includes/x.lua"`` (a path under ``lua/``) is replaced by that file, so shared
+pieces (run creation, dedupe) are written once. ``lua/includes/x.lua`` holds one function,
+``x``, and includes the ones it calls itself: includes nest, and each file is expanded once per
+script, where it is first included (a later line including it again is dropped, the function
+being defined above it already). An include that is missing raises :class:`ScriptMissing`, one
+that includes itself through others :class:`IncludeCycle`. Scripts are registered per
 client with ``register_script`` (EVALSHA, reloaded on NOSCRIPT) and called through the typed
 wrappers in the store modules.
 
@@ -52,9 +56,19 @@ class ScriptError(ChimeError):
 class ScriptMissing(ChimeError):
     """A script (or an include) is not in the installation: the package is broken."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"Lua script {path} is missing from the installation ({LUA_DIR})")
+    def __init__(self, path: str, included_by: str | None = None) -> None:
+        by = f" (included by {included_by})" if included_by else ""
+        super().__init__(f"Lua script {path}{by} is missing from the installation ({LUA_DIR})")
         self.path = path
+        self.included_by = included_by
+
+
+class IncludeCycle(ChimeError):
+    """An include includes itself, through the others on ``chain`` (a broken source tree)."""
+
+    def __init__(self, chain: list[str]) -> None:
+        super().__init__("Lua include cycle: " + " -> ".join(chain))
+        self.chain = chain
 
 
 #: every script Chime calls; the start-up check loads each, so a broken installation stops a
@@ -101,23 +115,34 @@ def installed() -> list[str]:
 @cache
 def source(name: str) -> str:
     """The script's text with its includes expanded."""
-    return _expand(_read(f"{name}.lua"), set())
+    return expand(f"{name}.lua")
 
 
-def _read(path: str) -> str:
+def expand(path: str) -> str:
+    """The text of ``path`` (under :data:`LUA_DIR`) with its includes expanded, each once."""
+    return _expand(path, _read(path), set(), [path])
+
+
+def _read(path: str, included_by: str | None = None) -> str:
     try:
         return LUA_DIR.joinpath(path).read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
-        raise ScriptMissing(path) from None
+        raise ScriptMissing(path, included_by) from None
 
 
-def _expand(text: str, seen: set[str]) -> str:
+def _expand(path: str, text: str, done: set[str], chain: list[str]) -> str:
+    """``text`` (of ``path``) with every include replaced by its expanded text; ``done``: the
+    includes expanded in this script so far, ``chain``: the files being expanded, outermost
+    first."""
+
     def repl(m: re.Match[str]) -> str:
         inc = m.group(1)
-        if inc in seen:
+        if inc in chain:
+            raise IncludeCycle([*chain, inc])
+        if inc in done:
             return ""
-        seen.add(inc)
-        return _expand(_read(inc), seen)
+        done.add(inc)
+        return _expand(inc, _read(inc, path), done, [*chain, inc])
 
     return _INCLUDE.sub(repl, text)
 

@@ -1,8 +1,9 @@
 """Concurrency slots per (agent, concurrency_key): where they live and what they hold.
 
-Acquire and release are parts of the run scripts (``lua/includes/semaphore.lua``, used by
-``start_run.lua`` and ``finish_run.lua``), so taking a slot and starting a run, or ending a run
-and handing its slot to the next waiting run, are each one atomic step.
+Acquire and release are parts of the run scripts (``lua/includes/chime_sem_fill.lua`` and
+``chime_sem_park.lua``, used by ``start_run.lua`` and ``finish_run.lua``), so taking a slot and
+starting a run, or ending a run and handing its slot to the next waiting run, are each one
+atomic step.
 """
 
 import redis

@@ -11,8 +11,9 @@ Fields of ``keys.stats`` (what increments them):
 field                               meaning
 ==================================  ==========================================================
 runs:<status>:<trigger>             runs that entered ``status`` (queued, running, succeeded,
-                                    failed, deduped, canceled, pending), by trigger;
-                                    ``count_run`` after each run transition
+                                    failed, deduped, canceled, pending, skipped), by
+                                    trigger: ``count_entries`` for runs a use case made
+                                    (``app/service/dispatch.py``), the workers for the rest
 retries                             attempts that failed and were parked for a retry
 dedupe_suppressed                   runs ended ``deduped`` because the window was held
 concurrency_waits                   runs parked as pending for want of a concurrency slot
@@ -26,7 +27,8 @@ claim_batch:le:<bound> / :sum /     tasks per scheduler claim (``observe_batch``
 ==================================  ==========================================================
 """
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
@@ -61,9 +63,14 @@ def incr(client: "redis.Redis", keys: Keys, name: str, by: int = 1) -> Any:
     return client.hincrby(keys.stats, name, by)
 
 
-def count_run(client: "redis.Redis", keys: Keys, status: str, trigger: str) -> Any:
-    """Count a run entering ``status``."""
-    return client.hincrby(keys.stats, run_field(status, trigger), 1)
+def count_entries(client: "redis.Redis", keys: Keys, entries: Iterable[tuple[str, str]]) -> None:
+    """Count runs entering a status, as ``(status, trigger)`` pairs; a run ``deduped`` is also
+    a ``dedupe_suppressed`` (the one place of that rule). A run with no trigger recorded (one
+    written before triggers were) is not counted."""
+    for (status, trigger), n in sorted(Counter(e for e in entries if e[1]).items()):
+        client.hincrby(keys.stats, run_field(status, trigger), n)
+        if status == "deduped":
+            client.hincrby(keys.stats, DEDUPE_SUPPRESSED, n)
 
 
 def observe_duration(client: "redis.Redis", keys: Keys, seconds: float) -> None:

@@ -230,37 +230,31 @@ class TaskStore:
         return task, builtins.list(result[1:])
 
     def run_now(self, task_id: str, agent: str | None) -> Run:
-        """Create a run outside the schedule (status ``queued``, or ``deduped``); the caller
-        enqueues it on RQ. Canceled or completed is a 409."""
-        for _ in range(_RETRIES):
-            task = self.get(task_id, agent)
-            if task.status in TASK_FINAL:
-                raise Conflict("run", task.status)
-            run_id = str(uuid.uuid4())
-            result = scripts.script(self.r, "run_now")(
-                keys=[
-                    self.keys.task(task_id),
-                    self.keys.task_runs(task_id),
-                    self.keys.run(run_id),
-                    self.keys.outbox,
-                    self.keys.delayed,
-                    self.keys.dedupe(task.created_by, task.dedupe_key)
-                    if task.dedupe_key
-                    else self.keys.run(run_id),
-                ],
-                args=[
-                    clock.now_ms(),
-                    run_id,
-                    task.dedupe_key or "",
-                    self.keys.run(""),
-                    self.settings.run_history,
-                    clock.ms(self.settings.enqueue_grace_seconds),
-                ],
-            )
-            if self._retry(result, task_id, "run"):
-                continue
-            return from_hash(Run, self.r.hgetall(self.keys.run(run_id)))
-        raise _busy(task_id)
+        """Create a run outside the schedule (``queued``, ``deduped`` by the task's dedupe
+        window as it is now, ``pending`` or ``skipped``); the caller enqueues it on RQ.
+        Another agent's task is a 404; canceled or completed is a 409."""
+        task = self.get(task_id, agent)
+        if task.status in TASK_FINAL:
+            raise Conflict("run", task.status)
+        run_id = str(uuid.uuid4())
+        result = scripts.script(self.r, "run_now")(
+            keys=[
+                self.keys.task(task_id),
+                self.keys.task_runs(task_id),
+                self.keys.run(run_id),
+                self.keys.outbox,
+                self.keys.delayed,
+            ],
+            args=[
+                clock.now_ms(),
+                run_id,
+                self.keys.run(""),
+                self.settings.run_history,
+                clock.ms(self.settings.enqueue_grace_seconds),
+            ],
+        )
+        self._retry(result, task_id, "run")
+        return from_hash(Run, self.r.hgetall(self.keys.run(run_id)))
 
     def pause_for(
         self, task_id: str, reason: str, *, cancel_runs: bool, run_error: str = ""

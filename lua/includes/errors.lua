@@ -1,4 +1,4 @@
--- The error codes of every script (included, not called on its own). A script that refuses
+-- The error codes of every script (constants only, no function). A script that refuses
 -- returns {code, detail} before writing anything. These names and numbers are
 -- app.store.scripts.ErrorCode; a test keeps the two equal.
 --

@@ -10,11 +10,12 @@ from litestar.testing import TestClient
 from rq import Queue
 
 from app import clock
+from app.service.backend import Backend
+from app.service.revocation import sync_static_agents
 from app.settings import Settings
 from app.store.connection import rq_client
 from app.store.keys import Keys, queue_name
 from app.store.limits import set_overrides
-from app.store.revocation import sync_static_agents
 from tests.support.agents import ADMIN, AGENT_A, AGENT_B, B
 from tests.support.api import task_body
 from workers.scheduler import Scheduler
@@ -79,7 +80,7 @@ def test_a_static_agent_taken_out_of_the_setting_is_revoked_at_the_web_s_start(
 ) -> None:
     rq = rq_client(api_settings.redis_url)
     keys = Keys()
-    assert sync_static_agents(r, rq, keys, api_settings) == []
+    assert sync_static_agents(Backend(r, rq, keys, api_settings)) == []
     task = post_task(api, B, AGENT_B)
     queued = api.post(f"/tasks/{task['id']}/run_now", headers=B).json()
     kept = api.post("/tasks", json=task_body(created_by=AGENT_A, **EVERY_SECOND), headers=ADMIN)
@@ -88,13 +89,13 @@ def test_a_static_agent_taken_out_of_the_setting_is_revoked_at_the_web_s_start(
         api_settings,
         agent_tokens={t: a for t, a in api_settings.agent_tokens.items() if a == AGENT_A},
     )
-    assert sync_static_agents(r, rq, keys, without_b) == [AGENT_B]
+    assert sync_static_agents(Backend(r, rq, keys, without_b)) == [AGENT_B]
     got = api.get(f"/tasks/{task['id']}", headers=ADMIN).json()
     assert (got["status"], got["pause_reason"]) == ("paused", "agent revoked")
     assert api.get(f"/runs/{queued['id']}", headers=ADMIN).json()["status"] == "canceled"
     assert api.get(f"/tasks/{kept.json()['id']}", headers=ADMIN).json()["status"] == "active"
     # put back in the setting, the agent still cannot resume what its revocation paused
-    assert sync_static_agents(r, rq, keys, api_settings) == []
+    assert sync_static_agents(Backend(r, rq, keys, api_settings)) == []
     resp = api.post(f"/tasks/{task['id']}/resume", headers=B)
     assert resp.status_code == 403
     assert "admin" in resp.json()["detail"]

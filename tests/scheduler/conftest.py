@@ -11,8 +11,8 @@ from app.store.connection import rq_client
 from app.store.keys import Keys
 from app.store.limits import set_overrides
 from app.store.tasks import TaskStore
-from tests.scheduler.support import settings_with
 from tests.support.agents import AGENT, OTHER_AGENT
+from tests.support.scheduler import settings_with
 from workers.scheduler import Scheduler
 
 

@@ -12,7 +12,7 @@ from app import clock
 from app.store import servertime
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, once_at, runs_of, spawn_scheduler, wake_subscribers
+from tests.support.scheduler import create, once_at, runs_of, spawn_scheduler, wake_subscribers
 from tests.support.waiting import wait_for
 
 #: the test process and its Redis share this machine's clock; anchoring is within a round trip

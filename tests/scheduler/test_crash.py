@@ -18,7 +18,7 @@ from app import clock
 from app.core.task import Task
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import (
+from tests.support.scheduler import (
     create,
     once_at,
     process_state,

@@ -10,7 +10,7 @@ import redis
 from app import clock
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, rq_job_ids, runs_of
+from tests.support.scheduler import create, rq_job_ids, runs_of
 from workers.scheduler import Scheduler
 
 QUARTER = 15 * 60_000

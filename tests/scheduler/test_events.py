@@ -6,12 +6,13 @@ from collections.abc import Callable
 import redis
 
 from app import clock
+from app.service.backend import Backend
+from app.service.events import emit_event
 from app.settings import Settings
-from app.store.events import emit_event
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, rq_job_ids, runs_of
 from tests.support.agents import AGENT, OTHER_AGENT
+from tests.support.scheduler import create, rq_job_ids, runs_of
 from workers.scheduler import Scheduler
 
 
@@ -34,7 +35,7 @@ def test_event_runs_of_active_tasks_go_to_rq_and_snoozed_ones_wait_for_the_sched
     assert until is not None
     scheduler = make_scheduler()
 
-    _, runs = emit_event(r, rq, keys, settings, AGENT, "build.done", {"ok": True})
+    _, runs = emit_event(Backend(r, rq, keys, settings), AGENT, "build.done", {"ok": True})
 
     by_task = {run.task_id: run for run in runs}
     assert set(by_task) == {live.id, snoozed.id}

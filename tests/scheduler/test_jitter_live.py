@@ -10,7 +10,7 @@ from app import clock
 from app.core.jitter import offset_ms
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, once_at, runs_of, spawn_scheduler, wake_subscribers
+from tests.support.scheduler import create, once_at, runs_of, spawn_scheduler, wake_subscribers
 from tests.support.waiting import wait_for
 
 TASKS = 40

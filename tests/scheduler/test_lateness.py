@@ -17,8 +17,8 @@ from rq.job import Job
 from app import clock
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, once_at, runs_of, spawn_scheduler, wake_subscribers
 from tests.support.agents import AGENT
+from tests.support.scheduler import create, once_at, runs_of, spawn_scheduler, wake_subscribers
 from tests.support.waiting import wait_for
 
 IDLE_SECONDS = 2.0
@@ -85,7 +85,8 @@ def test_a_snoozed_event_run_is_released_when_the_snooze_ends(
     store: TaskStore,
     tmp_path: Path,
 ) -> None:
-    from app.store.events import emit_event
+    from app.service.backend import Backend
+    from app.service.events import emit_event
 
     task = create(store, schedule_kind="event", schedule_expr="ping")
     log = tmp_path / "scheduler.log"
@@ -95,7 +96,7 @@ def test_a_snoozed_event_run_is_released_when_the_snooze_ends(
         until = store.snooze(task.id, 1, None, AGENT).snoozed_until
         assert until is not None
         # the emit announces the held run: the sleeping scheduler wakes for it
-        _, [run] = emit_event(r, rq, keys, store.settings, AGENT, "ping", {})
+        _, [run] = emit_event(Backend(r, rq, keys, store.settings), AGENT, "ping", {})
         assert run.status == "pending"
         wait_for(lambda: r.hget(keys.run(run.id), "status") == "queued", timeout=5)
         enqueued_at = Job.fetch(run.id, connection=rq).enqueued_at

@@ -4,7 +4,6 @@ every run is enqueued on RQ exactly once."""
 import re
 import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import redis
 from app import clock
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import (
+from tests.support.scheduler import (
     create,
     once_at,
     rq_job_ids,
@@ -47,18 +46,6 @@ def assert_exactly_once(
     assert set(r.zrange(keys.outbox, 0, -1)) == set(all_runs)
 
 
-def _creation_budget_ms(store: TaskStore, sample: int = 200) -> int:
-    """How far ahead to set the shared due time so that creating TASKS tasks ends before it,
-    however busy the machine is: twice the time a sample of creations took, plus a second.
-    The sample's tasks are due in a year, so they never fire during the test."""
-    later = once_at(clock.now_ms() + 365 * 24 * 3600 * 1000)
-    start = time.monotonic()
-    for _ in range(sample):
-        create(store, schedule_kind="once", schedule_expr=later)
-    per_task = (time.monotonic() - start) / sample
-    return round(1000 * (1.0 + 2 * per_task * TASKS))
-
-
 @pytest.mark.parametrize("processes", [2, 4])
 def test_scheduler_processes_racing_over_5000_due_tasks(
     r: redis.Redis,
@@ -76,14 +63,21 @@ def test_scheduler_processes_racing_over_5000_due_tasks(
     ]
     try:
         wait_for(lambda: wake_subscribers(r, keys) == processes)
-        at = clock.now_ms() + _creation_budget_ms(store)
+        # the schedulers are stopped while the tasks are created, however long that takes, and
+        # continued together: every task is due by then, and all of them race over all of it
+        for proc in procs:
+            proc.send_signal(signal.SIGSTOP)
+        at = clock.now_ms()
         tasks = [
             create(store, schedule_kind="once", schedule_expr=once_at(at)) for _ in range(TASKS)
         ]
-        assert clock.now_ms() < at, "creating the tasks took longer than planned"
+        assert r.zcard(keys.due) == TASKS and r.zcard(keys.claims) == 0
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
         wait_for(lambda: len(rq_job_ids(rq)) >= TASKS, timeout=60, every=0.2)
     finally:
         for proc in procs:
+            proc.send_signal(signal.SIGCONT)
             proc.send_signal(signal.SIGTERM)
         codes = [proc.wait(20) for proc in procs]
     assert codes == [0] * processes

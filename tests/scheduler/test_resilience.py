@@ -13,7 +13,7 @@ from app import clock
 from app.embedded_redis import EmbeddedRedis
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, once_at, rq_job_ids, runs_of, wake_subscribers
+from tests.support.scheduler import create, once_at, rq_job_ids, runs_of, wake_subscribers
 from tests.support.waiting import wait_for
 from workers.scheduler import Scheduler
 

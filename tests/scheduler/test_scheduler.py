@@ -14,8 +14,8 @@ from app.store import stats
 from app.store.keys import Keys
 from app.store.scheduling import occurrence_run_id
 from app.store.tasks import TaskStore
-from tests.scheduler.support import add_run, create, once_at, rq_job_ids, runs_of
 from tests.support.agents import AGENT
+from tests.support.scheduler import add_run, create, once_at, rq_job_ids, runs_of
 from workers.scheduler import Scheduler
 
 MIN = 60_000

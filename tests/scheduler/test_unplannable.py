@@ -8,8 +8,8 @@ import redis
 
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, runs_of, spawn_scheduler
 from tests.support.agents import OTHER_AGENT
+from tests.support.scheduler import create, runs_of, spawn_scheduler
 from tests.support.waiting import wait_for
 
 EVERY_SECOND = "* * * * * *"

@@ -12,7 +12,7 @@ from app.core.upcoming import upcoming
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, runs_of, spawn_scheduler, wake_subscribers
+from tests.support.scheduler import create, runs_of, spawn_scheduler, wake_subscribers
 from tests.support.waiting import wait_for
 
 

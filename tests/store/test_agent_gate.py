@@ -1,4 +1,4 @@
-"""The per-agent gate in the run scripts, against the real Redis (``lua/includes/agent_gate.lua``
+"""The per-agent gate in the run scripts, against the real Redis (``lua/includes/chime_agent_*.lua``
 through ``run_now``, ``start_run``, ``finish_run``, ``renew_runs`` and ``release_delayed``):
 ``max_running`` slots taken at queue time and handed on in order, lapsed holders dropped, the
 per-minute window, the retry floor; another agent never waits on them."""
@@ -205,7 +205,7 @@ def test_canceling_a_queued_run_hands_its_agent_slot_on_at_once(
     waiting = store.run_now(task.id, AGENT)
     assert (queued.status, waiting.status) == ("queued", "pending")
 
-    assert cancel_run(r, r, keys, settings, queued.id, AGENT).outcome == "canceled"
+    assert cancel_run(r, keys, settings, queued.id, AGENT).outcome == "canceled"
 
     assert r.zscore(keys.agent_slots(AGENT), queued.id) is None
     assert r.zscore(keys.agent_slots(AGENT), waiting.id) is not None

@@ -6,7 +6,7 @@ import redis
 from app.store import scripts
 from app.store.keys import Keys
 from app.store.scheduling import Claim, claim
-from tests.scheduler.support import db_state
+from tests.support.scheduler import db_state
 
 NOW = 1_800_000_000_000
 LEASE = 30_000

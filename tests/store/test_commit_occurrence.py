@@ -5,22 +5,20 @@ from typing import Any
 import pytest
 import redis
 
+from app.core.planning import Plan, occurrence_run_id, plan_occurrence
 from app.core.task import Task
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.scheduling import (
     Claim,
     Commit,
-    Plan,
     claim,
     commit_occurrence,
-    occurrence_run_id,
     parse_commit,
-    plan_occurrence,
 )
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, db_state, once_at, runs_of
 from tests.support.agents import AGENT
+from tests.support.scheduler import create, db_state, once_at, runs_of
 
 LEASE = 30_000
 GRACE = 60_000
@@ -175,15 +173,34 @@ def test_an_occurrence_that_moved_puts_an_active_task_back_in_due(
     assert r.zcard(keys.claims) == 0
 
 
-def test_a_changed_dedupe_key_is_stale_and_changes_nothing(
+def test_the_commit_takes_the_dedupe_window_of_the_task_s_dedupe_key_as_it_is_now(
     r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
 ) -> None:
     task, c = claimed(r, keys, store, dedupe_key="k")
+    # changed after the scheduler read the task; the window of the new key is held
     store.update(task.id, {"dedupe_key": "other"}, AGENT)
-    before = db_state(r)
+    r.set(keys.dedupe(AGENT, "other"), "someone-else", px=60_000)
 
-    assert commit(r, keys, settings, task, c) == Commit("stale", reason="dedupe_key")
-    assert db_state(r) == before
+    done = commit(r, keys, settings, task, c)
+
+    [(run_id, status, _)] = done.runs
+    assert (done.outcome, status) == ("committed", "deduped")
+    assert "someone-else" in (r.hget(keys.run(run_id), "error") or "")
+    assert not r.exists(keys.dedupe(AGENT, "k"))
+
+
+def test_a_dedupe_key_removed_after_the_read_lets_the_run_through(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    task, c = claimed(r, keys, store, dedupe_key="k")
+    r.set(keys.dedupe(AGENT, "k"), "someone-else", px=60_000)
+    store.update(task.id, {"dedupe_key": None}, AGENT)
+
+    [(run_id, status, _)] = commit(r, keys, settings, task, c).runs
+
+    assert status == "queued"
+    assert r.zscore(keys.outbox, run_id) is not None
+    assert r.get(keys.dedupe(AGENT, "k")) == "someone-else"
 
 
 def test_a_held_dedupe_window_ends_the_run_deduped(

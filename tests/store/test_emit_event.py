@@ -8,14 +8,16 @@ import redis
 
 from app import clock
 from app.core.errors import ValidationError
+from app.service.backend import Backend
+from app.service.events import emit_event
 from app.settings import Settings
 from app.store import scripts, stats
 from app.store.connection import rq_client
-from app.store.events import create_event_runs, emit_event, matches
+from app.store.events import create_event_runs, matches
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, db_state, rq_job_ids, runs_of
 from tests.support.agents import AGENT, OTHER_AGENT
+from tests.support.scheduler import create, db_state, rq_job_ids, runs_of
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ def test_matching_tasks_of_the_agent_get_one_queued_run_each_on_rq(
     theirs = create(store, schedule_kind="event", schedule_expr="invoice.*", created_by=OTHER_AGENT)
     rq = rq_client(settings.redis_url)
 
-    event_id, runs = emit_event(r, rq, keys, settings, AGENT, "invoice.paid", {"n": 1})
+    event_id, runs = emit_event(Backend(r, rq, keys, settings), AGENT, "invoice.paid", {"n": 1})
 
     assert sorted(run.task_id for run in runs) == sorted([exact.id, glob.id])
     for run in runs:
@@ -98,10 +100,13 @@ def test_a_held_dedupe_window_ends_the_event_run_deduped(
 ) -> None:
     create(store, schedule_kind="event", schedule_expr="e", dedupe_key="k")
     r.set(keys.dedupe(AGENT, "k"), "holder", px=60_000)
+    rq = rq_client(settings.redis_url)
 
-    _, [run] = create_event_runs(r, keys, settings, AGENT, "e", {})
+    _, [run] = emit_event(Backend(r, rq, keys, settings), AGENT, "e", {})
 
     assert run.status == "deduped"
+    assert rq_job_ids(rq) == []
+    rq.close()
     counted = stats.read(r, keys)
     assert counted["runs:deduped:event"] == counted["dedupe_suppressed"] == 1
 
@@ -137,7 +142,6 @@ def _call(
             keys.task(task_id),
             keys.task_runs(task_id),
             keys.run(run_id),
-            keys.run(run_id),
         ],
         args=[
             clock.now_ms(),
@@ -151,7 +155,6 @@ def _call(
             task_id,
             run_id,
             expr,
-            "",
         ],
     )
 
@@ -217,3 +220,13 @@ def test_the_event_record_goes_with_the_last_run_referring_to_it(
     assert not r.exists(keys.event(first))
     assert r.hget(keys.event(second), "refs") == "1"
     assert task
+
+
+def test_the_script_takes_the_dedupe_window_of_the_task_s_dedupe_key_itself(
+    r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
+) -> None:
+    task = create(store, schedule_kind="event", schedule_expr="e", dedupe_key="k")
+    r.set(keys.dedupe(AGENT, "k"), "someone-else", px=60_000)
+
+    assert _call(r, keys, settings, task.id, "e", "run-1") == ["run-1", "deduped"]
+    assert "someone-else" in (r.hget(keys.run("run-1"), "error") or "")

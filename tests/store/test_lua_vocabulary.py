@@ -63,7 +63,9 @@ def _words(pattern: re.Pattern[str]) -> dict[str, set[str]]:
 
 def test_the_scripts_are_found() -> None:
     assert len(_scripts()) >= 15
-    assert {"create_task.lua", "finish_run.lua", "create_run.lua"} <= {p.name for p in _scripts()}
+    assert {"create_task.lua", "finish_run.lua", "chime_create_run.lua"} <= {
+        p.name for p in _scripts()
+    }
 
 
 @pytest.mark.parametrize(

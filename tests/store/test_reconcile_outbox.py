@@ -7,15 +7,17 @@ from rq import Queue
 from rq.job import Job
 
 from app import clock
+from app.service.backend import Backend
+from app.service.runs import reconcile
 from app.settings import Settings
 from app.store import stats
 from app.store.connection import rq_client
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys, queue_name
-from app.store.outbox import LONGEST_LOOK_GRACES, judge, reconcile_outbox
+from app.store.outbox import LONGEST_LOOK_GRACES, judge
 from app.store.tasks import TaskStore
-from tests.scheduler.support import create, db_state, rq_job_ids
 from tests.support.agents import AGENT
+from tests.support.scheduler import create, db_state, rq_job_ids
 
 GRACE = 30_000
 
@@ -136,7 +138,7 @@ def test_the_pass_enqueues_lost_runs_again_and_counts_them(
     rq.zadd(queue.failed_job_registry.key, {stranded: 1})
     rq.rpush(queue.intermediate_queue_key, stranded)
     now = clock.now_ms() + GRACE
-    found = reconcile_outbox(r, rq, keys, now, GRACE, 10)
+    found = reconcile(Backend(r, rq, keys, store.settings), now, GRACE, 10)
     assert sorted(found.requeued) == sorted([stranded, never])
     assert found.waiting == [waiting]
     assert found.gone == [] and not found.more
@@ -147,7 +149,7 @@ def test_the_pass_enqueues_lost_runs_again_and_counts_them(
     # still in the ledger: a lost run enqueued again is looked at again after the grace
     assert r.zscore(keys.outbox, stranded) == now + GRACE
     # nothing overdue now: the next pass does nothing
-    assert reconcile_outbox(r, rq, keys, now, GRACE, 10).requeued == []
+    assert reconcile(Backend(r, rq, keys, store.settings), now, GRACE, 10).requeued == []
 
 
 def test_a_started_run_leaves_the_outbox_and_is_never_enqueued_again(
@@ -160,7 +162,7 @@ def test_a_started_run_leaves_the_outbox_and_is_never_enqueued_again(
     rq.lpop(Queue(queue_name(5), connection=rq).key)
     start_run(r, keys, settings, load_run(r, keys, run_id))
     assert r.zscore(keys.outbox, run_id) is None
-    found = reconcile_outbox(r, rq, keys, clock.now_ms() + 10 * GRACE, GRACE, 10)
+    found = reconcile(Backend(r, rq, keys, store.settings), clock.now_ms() + 10 * GRACE, GRACE, 10)
     assert found.requeued == [] and rq_job_ids(rq) == []
 
 

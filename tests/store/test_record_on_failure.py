@@ -5,7 +5,7 @@ import redis
 
 from app.store import scripts
 from app.store.keys import Keys
-from tests.scheduler.support import db_state
+from tests.support.scheduler import db_state
 
 
 def test_records_are_kept_on_an_existing_run_only(r: redis.Redis, keys: Keys) -> None:

@@ -8,8 +8,8 @@ from app.settings import Settings
 from app.store.keys import Keys
 from app.store.scheduling import Claim, claim, release_claims
 from app.store.tasks import TaskStore
-from tests.scheduler.support import add_run, create, db_state
 from tests.support.agents import AGENT
+from tests.support.scheduler import add_run, create, db_state
 
 LEASE = 30_000
 

@@ -4,13 +4,12 @@ import pytest
 import redis
 
 from app import clock
-from app.core.task import Task
 from app.settings import Settings
 from app.store.keys import Keys
 from app.store.scheduling import Claim, Release, claim, parse_release, release_delayed
 from app.store.tasks import TaskStore
-from tests.scheduler.support import add_run, create, db_state
 from tests.support.agents import AGENT
+from tests.support.scheduler import add_run, create, db_state
 
 LEASE = 30_000
 
@@ -20,19 +19,8 @@ def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
     return TaskStore(r, keys, settings)
 
 
-def release(
-    r: redis.Redis,
-    keys: Keys,
-    settings: Settings,
-    task: Task,
-    c: Claim,
-    now: int,
-    dedupe: str | None = None,
-) -> Release:
-    reply = release_delayed(
-        r, keys, settings, c.member, task.id, task.created_by, dedupe, c.token, now
-    )
-    return parse_release(reply)
+def release(r: redis.Redis, keys: Keys, settings: Settings, c: Claim, now: int) -> Release:
+    return parse_release(release_delayed(r, keys, settings, c.member, c.token, now))
 
 
 def test_a_retry_whose_time_came_is_queued_into_the_outbox(
@@ -43,9 +31,7 @@ def test_a_retry_whose_time_came_is_queued_into_the_outbox(
     run = add_run(r, keys, task, next_attempt_at=now - 10, priority=2)
     [c] = claim(r, keys, "delayed", now, LEASE, 10)
 
-    assert release(r, keys, settings, task, c, now) == Release(
-        "queued", priority=2, trigger="schedule"
-    )
+    assert release(r, keys, settings, c, now) == Release("queued", priority=2, trigger="schedule")
     fields = r.hgetall(keys.run(run.id))
     assert fields["status"] == "queued" and "next_attempt_at" not in fields
     assert fields["attempt"] == "2"
@@ -63,7 +49,7 @@ def test_a_dedupe_window_held_by_another_run_ends_it_deduped(
     r.set(keys.dedupe(AGENT, "k"), "holder", px=60_000)
     [c] = claim(r, keys, "delayed", now, LEASE, 10)
 
-    assert release(r, keys, settings, task, c, now, "k").outcome == "deduped"
+    assert release(r, keys, settings, c, now).outcome == "deduped"
     assert r.hget(keys.run(run.id), "status") == "deduped"
     assert r.zscore(keys.outbox, run.id) is None
 
@@ -77,7 +63,7 @@ def test_a_window_held_by_the_same_run_lets_its_retry_through(
     r.set(keys.dedupe(AGENT, "k"), run.id, px=60_000)
     [c] = claim(r, keys, "delayed", now, LEASE, 10)
 
-    assert release(r, keys, settings, task, c, now, "k").outcome == "queued"
+    assert release(r, keys, settings, c, now).outcome == "queued"
 
 
 def test_an_event_run_of_a_task_snoozed_further_waits_again(
@@ -91,7 +77,7 @@ def test_an_event_run_of_a_task_snoozed_further_waits_again(
     assert until is not None and until > now
     [c] = claim(r, keys, "delayed", now, LEASE, 10)
 
-    assert release(r, keys, settings, task, c, now) == Release("delayed", until=until)
+    assert release(r, keys, settings, c, now) == Release("delayed", until=until)
     assert r.zscore(keys.delayed, run.id) == until
     assert r.hget(keys.run(run.id), "next_attempt_at") == str(until)
     assert r.hget(keys.run(run.id), "status") == "pending"
@@ -107,7 +93,7 @@ def test_a_run_canceled_meanwhile_only_loses_its_claim(
     [c] = claim(r, keys, "delayed", now, LEASE, 10)
     r.hset(keys.run(run.id), "status", "canceled")
 
-    assert release(r, keys, settings, task, c, now) == Release("dropped", detail="canceled")
+    assert release(r, keys, settings, c, now) == Release("dropped", detail="canceled")
     assert r.zcard(keys.delayed_claims) == 0
     assert r.zscore(keys.outbox, run.id) is None
 
@@ -121,18 +107,21 @@ def test_a_claim_that_is_not_ours_changes_nothing(
     [c] = claim(r, keys, "delayed", now, LEASE, 10)
     before = db_state(r)
 
-    assert release(r, keys, settings, task, Claim(c.member, c.token - 1), now).outcome == "lost"
+    assert release(r, keys, settings, Claim(c.member, c.token - 1), now).outcome == "lost"
     assert db_state(r) == before
 
 
-def test_a_changed_dedupe_key_is_stale_and_changes_nothing(
+def test_the_release_takes_the_dedupe_window_of_the_task_s_dedupe_key_as_it_is_now(
     r: redis.Redis, keys: Keys, settings: Settings, store: TaskStore
 ) -> None:
-    task = create(store, dedupe_key="new")
+    task = create(store, dedupe_key="old")
     now = clock.now_ms()
-    add_run(r, keys, task, next_attempt_at=now)
+    run = add_run(r, keys, task, next_attempt_at=now)
     [c] = claim(r, keys, "delayed", now, LEASE, 10)
-    before = db_state(r)
+    # changed while the run waited; the new key's window is held by another run
+    store.update(task.id, {"dedupe_key": "new"}, AGENT)
+    r.set(keys.dedupe(AGENT, "new"), "someone-else", px=60_000)
 
-    assert release(r, keys, settings, task, c, now, "old") == Release("stale", detail="dedupe_key")
-    assert db_state(r) == before
+    assert release(r, keys, settings, c, now).outcome == "deduped"
+    assert "someone-else" in (r.hget(keys.run(run.id), "error") or "")
+    assert not r.exists(keys.dedupe(AGENT, "old"))

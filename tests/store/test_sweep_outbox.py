@@ -5,7 +5,7 @@ import redis
 
 from app.store.keys import Keys
 from app.store.scheduling import sweep_outbox
-from tests.scheduler.support import db_state
+from tests.support.scheduler import db_state
 
 NOW = 1_800_000_000_000
 GRACE = 30_000

@@ -533,18 +533,10 @@ def test_cancel_task_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> N
 # -- run_now ----------------------------------------------------------------------------------
 
 
-def run_now_args(keys: Keys, task: Task, run_id: str, dedupe: str | None = None) -> Any:
-    dedupe = task.dedupe_key if dedupe is None else dedupe
+def run_now_args(keys: Keys, task: Task, run_id: str) -> Any:
     return (
-        [
-            keys.task(task.id),
-            keys.task_runs(task.id),
-            keys.run(run_id),
-            keys.outbox,
-            keys.delayed,
-            keys.dedupe(AGENT, dedupe) if dedupe else keys.run(run_id),
-        ],
-        [NOW + 50, run_id, dedupe or "", keys.run(""), 100, 30_000],
+        [keys.task(task.id), keys.task_runs(task.id), keys.run(run_id), keys.outbox, keys.delayed],
+        [NOW + 50, run_id, keys.run(""), 100, 30_000],
     )
 
 
@@ -576,14 +568,24 @@ def test_run_now_inside_a_held_dedupe_window_is_deduped(
     assert r.zscore(keys.outbox, second) is None
 
 
+def test_run_now_takes_the_dedupe_window_of_the_task_s_dedupe_key_as_it_is_now(
+    r: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    task = stored(store, dedupe_key="old")
+    store.update(task.id, {"dedupe_key": "new"}, AGENT)
+    r.set(keys.dedupe(AGENT, "new"), "someone-else", px=60_000)
+    run_id = str(uuid.uuid4())
+    # the task as read before the change: the script reads the key itself
+    assert call(r, "run_now", *run_now_args(keys, task, run_id)) == ["ok", "deduped"]
+    assert not r.exists(keys.dedupe(AGENT, "old"))
+
+
 def test_run_now_refusals(r: redis.Redis, keys: Keys, store: TaskStore) -> None:
     task = stored(store, dedupe_key="k")
     assert refused(r, "run_now", *run_now_args(keys, hourly(), str(uuid.uuid4()))) == [
         -1,
         "task",
     ]
-    stale = refused(r, "run_now", *run_now_args(keys, task, str(uuid.uuid4()), dedupe="old"))
-    assert stale == [-3, "dedupe_key"]
     existing = str(uuid.uuid4())
     call(r, "run_now", *run_now_args(keys, task, existing))
     assert refused(r, "run_now", *run_now_args(keys, task, existing)) == [-4, existing]

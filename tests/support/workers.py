@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis
+from rq import Queue
 
 from app import clock
 from app.core.pipeline import Pipeline, Step, parse_pipeline
@@ -32,8 +33,10 @@ from app.core.status import ScheduleKind
 from app.core.task import Run, Task
 from app.settings import Settings
 from app.store.codec import to_hash
+from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
 from tests.support.records import make_run, make_task
+from workers import rqstate
 from workers.egress import egress_policy, make_client, resolve_host
 from workers.pipeline import PipelineResult, run_pipeline
 
@@ -288,6 +291,17 @@ def queued_run(r: redis.Redis, keys: Keys, task: Task, **kw: Any) -> str:
     run = store_run(r, keys, make_run(task, **kw))
     r.zadd(keys.outbox, {run.id: clock.now_ms() + 30_000})
     return run.id
+
+
+def taken_job(rq: redis.Redis, keys: Keys, run_id: str) -> rqstate.RqJob:
+    """The RQ job of ``run_id`` enqueued on ``chime-p5`` and taken off its queue, as a worker
+    reads it (``rq`` does not decode replies)."""
+    enqueue_runs(rq, keys, [(run_id, 5)])
+    rq.lpop(Queue.redis_queue_namespace_prefix + "chime-p5")
+    reply = rq.hmget(rqstate.job_key(run_id), "data", "origin", "result_ttl", "failure_ttl")
+    found = rqstate.parse(run_id, "chime-p5", reply)
+    assert found is not None and found.run_id == run_id
+    return found
 
 
 # -- the pipeline ---------------------------------------------------------------------------

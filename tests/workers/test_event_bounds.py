@@ -7,9 +7,11 @@ from typing import Any
 import redis
 
 from app.core.task import Run
+from app.service.backend import Backend
+from app.service.events import emit_event
 from app.settings import Settings
 from app.store.enqueue import enqueue_runs
-from app.store.events import MAX_DEPTH, emit_event
+from app.store.events import MAX_DEPTH
 from app.store.history import list_runs
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
@@ -37,7 +39,7 @@ def test_a_task_emitting_its_own_event_stops_past_depth_eight(
     )
     other, _ = store.create(make_task(created_by=OTHER_AGENT))
     workers.start("--concurrency", "10")
-    emit_event(r, rq_client, keys, settings, AGENT, "loop", {})
+    emit_event(Backend(r, rq_client, keys, settings), AGENT, "loop", {})
 
     def failed_one() -> list[Run]:
         return [run for run in runs_of(r, keys, task.id) if run.status == "failed"]

@@ -13,8 +13,8 @@ from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
 from app.store.runs import load_run
 from app.store.tasks import TaskStore
-from tests.scheduler.support import spawn_scheduler
 from tests.support.agents import AGENT
+from tests.support.scheduler import spawn_scheduler
 from tests.support.waiting import wait_for as wait_until
 from tests.support.workers import Workers
 from tests.support.workers import worker_task as make_task

@@ -12,12 +12,13 @@ from typing import Any
 import redis
 
 from app.core.task import Task
+from app.service.backend import Backend
+from app.service.runs import cancel_run
 from app.settings import Settings
-from app.store.cancel import cancel_run
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
-from tests.scheduler.support import runs_of, spawn_scheduler, wake_subscribers
 from tests.support.agents import AGENT
+from tests.support.scheduler import runs_of, spawn_scheduler, wake_subscribers
 from tests.support.waiting import wait_for
 from tests.support.workers import Workers
 from tests.support.workers import worker_task as make_task
@@ -71,7 +72,7 @@ def test_each_policy_with_runs_still_running_when_the_next_occurrence_fires(
         # what is still in progress ends (the last cancel_running run hangs: cancel it)
         for run in runs_of(r, keys, tasks["cancel_running"].id):
             if run.status in ("queued", "running", "pending"):
-                cancel_run(r, rq_client, keys, settings, run.id, AGENT)
+                cancel_run(Backend(r, rq_client, keys, settings), run.id, AGENT)
 
         def settled() -> bool:
             return all(

@@ -81,9 +81,9 @@ def test_a_future_due_task_is_not_late(r: redis.Redis, keys: Keys) -> None:
 
 
 def test_counters_and_histograms_follow_the_stats_hash(r: redis.Redis, keys: Keys) -> None:
-    stats.count_run(r, keys, "succeeded", "schedule")
-    stats.count_run(r, keys, "succeeded", "schedule")
-    stats.count_run(r, keys, "failed", "event")
+    stats.count_entries(
+        r, keys, [("succeeded", "schedule"), ("succeeded", "schedule"), ("failed", "event")]
+    )
     stats.incr(r, keys, stats.DEDUPE_SUPPRESSED)
     stats.incr(r, keys, stats.CONCURRENCY_WAITS, by=3)
     for seconds in (0.01, 0.3, 0.3, 7200):

@@ -1,6 +1,6 @@
 """The egress policy alone: what the default refuses in every spelling, what each kind of
 ``CHIME_HTTP_ALLOW`` entry opens, and the rule a refusal names. No sockets here; the live
-tests (``tests/workers/test_security.py``) send the requests."""
+tests (``tests/workers/test_security_live.py``) send the requests."""
 
 import re
 

@@ -1,5 +1,5 @@
--- Concurrency slots (included, not called on their own). A semaphore is a zset of holder run
--- ids scored by lease expiry, with a FIFO list of runs waiting for a slot.
+-- Concurrency slots: a semaphore is a zset of holder run ids scored by lease expiry, with a FIFO
+-- list of runs waiting for a slot (chime_sem_park).
 --
 -- chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, grace_ms, run_prefix)
 --   Drops holders whose lease lapsed (a dead worker), then hands free slots to waiting runs in
@@ -7,9 +7,6 @@
 --   so it reaches RQ even if the caller dies before enqueueing it. Waiting ids whose run is no
 --   longer `pending` (canceled meanwhile) are dropped. Returns {run_id, priority, ...} of the
 --   runs handed a slot.
--- chime_sem_park(run_key, fifo_key, run_id, now)
---   The run waits for a slot: `pending` at the FIFO tail, or at its head when the run had been
---   handed a slot that lapsed before it started (it keeps its turn).
 
 local function chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_key, grace_ms,
                               run_prefix)
@@ -21,24 +18,14 @@ local function chime_sem_fill(sem_key, fifo_key, limit, now, lease_ms, outbox_ke
       break
     end
     local rkey = run_prefix .. id
-    local st = redis.call('HMGET', rkey, 'status', 'priority')
-    if st[1] == 'pending' then
+    local status, priority = unpack(redis.call('HMGET', rkey, 'status', 'priority'))
+    if status == 'pending' then
       redis.call('ZADD', sem_key, now + lease_ms, id)
       redis.call('HSET', rkey, 'status', 'queued', 'enqueued_at', now, 'sem_handover', '1')
       redis.call('ZADD', outbox_key, now + grace_ms, id)
       handed[#handed + 1] = id
-      handed[#handed + 1] = st[2] or '5'
+      handed[#handed + 1] = priority or '5'
     end
   end
   return handed
-end
-
-local function chime_sem_park(run_key, fifo_key, run_id, now)
-  if redis.call('HEXISTS', run_key, 'sem_handover') == 1 then
-    redis.call('LPUSH', fifo_key, run_id)
-  else
-    redis.call('RPUSH', fifo_key, run_id)
-  end
-  redis.call('HSET', run_key, 'status', 'pending')
-  redis.call('HDEL', run_key, 'sem_handover')
 end

@@ -9,14 +9,10 @@ settings with those the previous one published (:func:`sync_static_agents`) at s
 
 import logging
 
-import redis
-
 from app.core.errors import NotFound
 from app.core.limits import REVOKED
-from app.settings import Settings
-from app.store.enqueue import dequeue_runs
-from app.store.keys import Keys
-from app.store.tasks import TaskStore
+from app.service.backend import Backend
+from app.service.dispatch import withdraw
 
 log = logging.getLogger("chime.revocation")
 
@@ -24,12 +20,10 @@ log = logging.getLogger("chime.revocation")
 REVOKED_RUN_ERROR = "canceled: the task's agent was revoked"
 
 
-def stop_agent_tasks(
-    client: redis.Redis, rq: redis.Redis, keys: Keys, settings: Settings, agent_id: str
-) -> int:
+def stop_agent_tasks(backend: Backend, agent_id: str) -> int:
     """Pause every task of the agent and cancel its runs that have not started; returns how
     many tasks it went through. Safe to repeat (a crash half-way is finished by a repeat)."""
-    store = TaskStore(client, keys, settings)
+    client, keys, store = backend.client, backend.keys, backend.store
     task_ids = [str(t) for t in client.zrange(keys.index(agent_id, None, None), 0, -1)]
     queued: list[str] = []
     for task_id in task_ids:
@@ -40,22 +34,20 @@ def stop_agent_tasks(
         except NotFound:
             continue
         queued += ids
-    if queued:
-        dequeue_runs(rq, queued)
+    withdraw(backend, queued)
     log.info("agent.revoked", extra={"agent_id": agent_id, "tasks": len(task_ids)})
     return len(task_ids)
 
 
-def sync_static_agents(
-    client: redis.Redis, rq: redis.Redis, keys: Keys, settings: Settings
-) -> list[str]:
+def sync_static_agents(backend: Backend) -> list[str]:
     """Stop the tasks of the static agents the previous settings had and these do not (and
     that are not minted agents); publish these settings' static agents. Returns the removed."""
-    now = set(settings.agent_tokens.values())
+    client, keys = backend.client, backend.keys
+    now = set(backend.settings.agent_tokens.values())
     before = {str(a) for a in client.smembers(keys.static_agents)}
     removed = sorted(a for a in before - now if not client.exists(keys.agent(a)))
     for agent_id in removed:
-        stop_agent_tasks(client, rq, keys, settings, agent_id)
+        stop_agent_tasks(backend, agent_id)
     with client.pipeline(transaction=True) as pipe:
         pipe.delete(keys.static_agents)
         if now:

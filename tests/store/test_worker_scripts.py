@@ -26,7 +26,7 @@ from app.store.runs import (
     script_sha,
     start_run,
 )
-from tests.support.workers import queued_run, snapshot, store_task, worker_task
+from tests.support.workers import queued_run, snapshot, store_task, taken_job, worker_task
 from workers import rqstate
 
 QUEUE_KEYS = [Queue.redis_queue_namespace_prefix + q for q in QUEUE_NAMES]
@@ -87,15 +87,6 @@ def test_renew_runs_renews_many_attempts_in_one_call(
     assert snapshot(r) == before
 
 
-def _job(rq: redis.Redis, keys: Keys, run_id: str) -> rqstate.RqJob:
-    enqueue_runs(rq, keys, [(run_id, 5)])
-    rq.lpop(Queue.redis_queue_namespace_prefix + "chime-p5")
-    reply = rq.hmget(rqstate.job_key(run_id), "data", "origin", "result_ttl", "failure_ttl")
-    found = rqstate.parse(run_id, "chime-p5", reply)
-    assert found is not None and found.run_id == run_id
-    return found
-
-
 def _run(calls: list[Any], url: str) -> list[Any]:
     async def go() -> list[Any]:
         client = connection.async_client(url, decode=False)
@@ -112,7 +103,7 @@ def test_rq_records_of_started_and_ended_jobs_read_back_through_rq(
 ) -> None:
     worker = Worker([Queue("chime-p5", connection=rq)], name="w1", connection=rq)
     worker.register_birth()
-    jobs = [_job(rq, keys, f"run-{i}") for i in range(3)]
+    jobs = [taken_job(rq, keys, f"run-{i}") for i in range(3)]
     executions = [rqstate.Execution(j) for j in jobs]
     (started,) = _run([rqstate.start_call("w1", executions, 90)], redis_url)
     assert started == 3
@@ -156,7 +147,7 @@ def test_rq_records_of_started_and_ended_jobs_read_back_through_rq(
 def test_a_job_deleted_before_it_starts_is_not_written_again(
     rq: redis.Redis, keys: Keys, redis_url: str
 ) -> None:
-    job = _job(rq, keys, "gone")
+    job = taken_job(rq, keys, "gone")
     rq.delete(rqstate.job_key("gone"))
     execution = rqstate.Execution(job)
     replies = _run(
@@ -174,7 +165,7 @@ def test_a_job_deleted_before_it_starts_is_not_written_again(
 def test_heartbeats_refresh_jobs_in_flight_and_never_recreate_a_deleted_one(
     rq: redis.Redis, keys: Keys, redis_url: str
 ) -> None:
-    live, gone = _job(rq, keys, "live"), _job(rq, keys, "gone")
+    live, gone = taken_job(rq, keys, "live"), taken_job(rq, keys, "gone")
     executions = [rqstate.Execution(live), rqstate.Execution(gone)]
     _run([rqstate.start_call("w1", executions, 90)], redis_url)
     rq.delete(rqstate.job_key("gone"))
@@ -198,18 +189,10 @@ def test_heartbeats_refresh_jobs_in_flight_and_never_recreate_a_deleted_one(
     assert rq.hget(rqstate.job_key("live"), "last_heartbeat") >= before
 
 
-def test_a_chime_job_is_told_apart_from_others(rq: redis.Redis, keys: Keys) -> None:
-    assert _job(rq, keys, "mine").run_id == "mine"
-    other = Queue("chime-p5", connection=rq).enqueue("os.getpid", job_id="theirs")
-    reply = rq.hmget(other.key, "data", "origin", "result_ttl", "failure_ttl")
-    found = rqstate.parse("theirs", "chime-p5", reply)
-    assert found is not None and found.run_id is None
-
-
 def test_an_execution_left_by_a_dead_worker_leaves_the_registries_when_the_job_starts_again(
     rq: redis.Redis, keys: Keys, redis_url: str
 ) -> None:
-    job = _job(rq, keys, "again")
+    job = taken_job(rq, keys, "again")
     dead = rqstate.Execution(job)
     _run([rqstate.start_call("dead", [dead], 90)], redis_url)
     # the dead worker's run was retried: its job is queued and taken again by another worker

@@ -147,9 +147,3 @@ def test_a_plan_is_cut_off_by_its_budget() -> None:
     )
     with pytest.raises(ScheduleTooSlow):
         plan_occurrence(task, T0, GRACE, Budget(steps=1, seconds=None))
-
-
-def test_the_store_still_offers_the_plan() -> None:
-    from app.store import scheduling
-
-    assert scheduling.plan_occurrence is plan_occurrence and scheduling.Plan is Plan

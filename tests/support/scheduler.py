@@ -1,4 +1,5 @@
-"""Tasks made through the task store, and schedulers, for the scheduler and its scripts' tests."""
+"""Tasks made through the task store, Redis state read back, and scheduler processes: for the
+scheduler's tests and the tests of the scripts it calls."""
 
 import os
 import subprocess
