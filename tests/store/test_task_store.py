@@ -8,6 +8,7 @@ import msgspec
 import pytest
 import redis
 
+from app.core.errors import ValidationError
 from app.core.task import Task
 from app.settings import Settings
 from app.store import scripts
@@ -200,6 +201,37 @@ def test_create_task_names_the_first_secret_the_agent_lacks(r: redis.Redis, keys
     assert_unchanged(before, state(r))
     reply = call(r, "create_task", *create_args(keys, task, NOW + 1, secrets=("TOKEN",)))
     assert reply == ["created", task.id]
+
+
+def test_a_checked_create_checks_the_schedule_against_the_agents_limit(
+    r: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    r.hset(keys.limits(AGENT), "min_interval_seconds", "3600")
+    hourly_task = hourly()
+    assert store.create(hourly_task, checked=True) == (hourly_task, True)
+    r.hset(keys.limits(AGENT), "min_interval_seconds", "3601")
+    before = state(r)
+    with pytest.raises(ValidationError) as info:
+        store.create(hourly(), checked=True)
+    assert info.value.field == "schedule_expr"
+    assert "min_interval_seconds of 3601" in info.value.reason
+    assert_unchanged(before, state(r))
+    # unchecked (the CLI's and the scheduler's own creates) it is not looked at
+    assert store.create(hourly())[1] is True
+
+
+def test_a_checked_create_names_the_field_of_a_missing_secret(
+    r: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    steps = [{"name": "s", "action": "log", "params": {"message": "{{ secrets.API_KEY }}"}}]
+    task = make_task(steps=steps)
+    with pytest.raises(ValidationError) as info:
+        store.create(task, checked=True)
+    assert info.value.field == "payload.steps[0].params.message"
+    assert "no secret named 'API_KEY'" in info.value.reason
+    assert not r.exists(keys.task(task.id))
+    r.hset(keys.secrets(AGENT), "API_KEY", "sealed")
+    assert store.create(task, checked=True)[1] is True
 
 
 # -- update_task ------------------------------------------------------------------------------
