@@ -51,9 +51,7 @@ class TaskStore:
     def get(self, task_id: str, agent: str | None = None) -> Task:
         """The task, or :class:`NotFound` when it does not exist or is another agent's."""
         fields = self.r.hgetall(self.keys.task(task_id)) if _plausible_id(task_id) else {}
-        if not fields or (agent is not None and fields.get("created_by") != agent):
-            raise NotFound("task", task_id)
-        return from_hash(Task, fields)
+        return _owned(fields, task_id, agent)
 
     def list(
         self,
@@ -417,9 +415,7 @@ class AsyncTaskStore:
     async def get(self, task_id: str, agent: str | None = None) -> Task:
         """:meth:`TaskStore.get`."""
         fields = await self.r.hgetall(self.keys.task(task_id)) if _plausible_id(task_id) else {}
-        if not fields or (agent is not None and fields.get("created_by") != agent):
-            raise NotFound("task", task_id)
-        return from_hash(Task, fields)
+        return _owned(fields, task_id, agent)
 
     async def list(
         self,
@@ -462,6 +458,14 @@ class AsyncTaskStore:
                 return await self.get(first), False
             return task, True
         raise _busy(task.id)
+
+
+def _owned(fields: Mapping[Any, Any], task_id: str, agent: str | None) -> Task:
+    """The task of a hash read, or :class:`NotFound` when there was none or it is another
+    agent's (``agent`` None: the admin, who sees every task)."""
+    if not fields or (agent is not None and fields.get("created_by") != agent):
+        raise NotFound("task", task_id)
+    return from_hash(Task, fields)
 
 
 def _as_dict(task: Task) -> dict[str, Any]:
