@@ -14,6 +14,7 @@ import redis
 from app import clock
 from app.embedded_redis import EmbeddedRedis
 from app.settings import Settings, get_settings
+from app.store import connection
 from app.store.keys import Keys
 
 
@@ -56,6 +57,16 @@ def _uses_redis(request: pytest.FixtureRequest) -> bool:
 def r(redis_url: str) -> Iterator[redis.Redis]:
     """A client that decodes replies to ``str``, as Chime's store uses."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def rq(redis_url: str) -> Iterator[redis.Redis]:
+    """A client as RQ uses it (replies are bytes), for RQ's queues and jobs."""
+    client = connection.rq_client(redis_url)
     try:
         yield client
     finally:

@@ -7,7 +7,6 @@ import pytest
 import redis
 
 from app.settings import Settings
-from app.store.connection import rq_client
 from app.store.keys import Keys
 from app.store.limits import set_overrides
 from app.store.tasks import TaskStore
@@ -24,15 +23,6 @@ def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
     for agent in (AGENT, OTHER_AGENT):
         set_overrides(r, keys, agent, {"max_running": 100_000, "max_runs_per_minute": 10_000_000})
     return TaskStore(r, keys, settings)
-
-
-@pytest.fixture
-def rq(redis_url: str) -> Iterator[redis.Redis]:
-    client = rq_client(redis_url)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture

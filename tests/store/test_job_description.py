@@ -1,14 +1,11 @@
 """What rq-dashboard shows for a run's job: the task's title, the task, its agent, the trigger
 and the run, so an operator can tell which task a job belongs to."""
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 from rq.job import Job
 
 from app.settings import Settings
-from app.store.connection import rq_client
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys
 from app.store.tasks import TaskStore
@@ -19,15 +16,6 @@ from tests.support.scheduler import create
 @pytest.fixture
 def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
     return TaskStore(r, keys, settings)
-
-
-@pytest.fixture
-def rq(redis_url: str) -> Iterator[redis.Redis]:
-    client = rq_client(redis_url)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def test_a_run_now_job_names_its_task(

@@ -11,7 +11,6 @@ from app.service.backend import Backend
 from app.service.runs import reconcile
 from app.settings import Settings
 from app.store import stats
-from app.store.connection import rq_client
 from app.store.enqueue import enqueue_runs
 from app.store.keys import Keys, queue_name
 from app.store.outbox import LONGEST_LOOK_GRACES, judge
@@ -25,11 +24,6 @@ GRACE = 30_000
 @pytest.fixture
 def store(r: redis.Redis, keys: Keys, settings: Settings) -> TaskStore:
     return TaskStore(r, keys, settings)
-
-
-@pytest.fixture
-def rq(redis_url: str) -> "redis.Redis":
-    return rq_client(redis_url)
 
 
 def chime_state(r: redis.Redis) -> dict[str, object]:

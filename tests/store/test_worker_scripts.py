@@ -32,15 +32,6 @@ from workers import rqstate
 QUEUE_KEYS = [Queue.redis_queue_namespace_prefix + q for q in QUEUE_NAMES]
 
 
-@pytest.fixture
-def rq(redis_url: str) -> Any:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 def pop(rq: redis.Redis, n: int) -> list[tuple[str, str]]:
     reply = scripts.script(rq, "pop_jobs")(keys=QUEUE_KEYS, args=[n])
     return [

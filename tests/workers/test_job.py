@@ -8,7 +8,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,15 +25,6 @@ from app.store.tasks import TaskStore
 from tests.support.agents import AGENT, OTHER_AGENT
 from tests.support.workers import LocalServer, release_due, worker_task
 from workers.job import JobDeps, run_job
-
-
-@pytest.fixture
-def rq_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
