@@ -321,7 +321,13 @@ def _outage_then_resume(
     time.sleep(seconds)
     back()
     returned = time.monotonic()
-    wait_until(lambda: chime.all_succeeded(tasks), 60, "the due runs to finish")
+    try:
+        wait_until(lambda: chime.all_succeeded(tasks), 60, "the due runs to finish")
+    except AssertionError as exc:
+        # what each run and process did, to tell a slow recovery from a stuck one
+        runs = chime.runs_of(tasks)
+        states = [chime.r.hgetall(chime.keys.run(ids[0])) if ids else {} for ids in runs]
+        raise AssertionError(f"{exc}\nruns: {states}\n{chime.output()}") from None
     resumed = time.monotonic() - returned
     chime.assert_all_up()
     # and new work is served on time
