@@ -361,13 +361,11 @@ class _Creation:
             self.refs = secret_names(task.payload)
         names = builtins.list(dict.fromkeys(name for _, name in self.refs))
         task_key = keys.task(task.id)
+        # the script builds the agent's keys and the task's indexes from the base of keys.due
         self.keys = [
             task_key,
             keys.due,
             keys.idempotency(agent, idempotency_key) if idempotency_key else task_key,
-            *keys.indexes(agent, task.status, task.schedule_kind),
-            keys.limits(agent),
-            keys.secrets(agent),
         ]
         self._head: builtins.list[Any] = [
             task.id,
