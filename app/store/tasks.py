@@ -24,7 +24,7 @@ from app.core.planning import first_run_at, plan_new
 from app.core.status import TASK_FINAL, ScheduleKind, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
 from app.settings import Settings
-from app.store import scripts
+from app.store import packed, scripts
 from app.store.codec import encode_value, from_hash, to_hash
 from app.store.keys import Keys
 from app.store.limits import INTERVAL_KINDS, check_interval_against
@@ -449,7 +449,8 @@ class AsyncTaskStore:
         creation = _Creation(self.keys, self.settings, task, idempotency_key, planned, checked)
         create = scripts.script(self.r, "create_task")
         for _ in range(_RETRIES):
-            done, first = creation.reply(await create(keys=creation.keys, args=creation.args()))
+            reply = await packed.evalsha(self.r, create, creation.keys, creation.args())
+            done, first = creation.reply(reply)
             if not done:
                 continue
             if first is not None:
