@@ -9,7 +9,7 @@ so concurrent requests and a racing scheduler never interleave half-changes.
 import builtins
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import redis
@@ -64,19 +64,11 @@ class TaskStore:
     ) -> tuple[builtins.list[Task], int]:
         """A page of tasks, newest first, read from one index: cost O(log N + limit)."""
         index = self.keys.index(agent, status, kind)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.zcard(index)
-        pipe.zrevrange(index, offset, offset + limit - 1)
-        total, ids = pipe.execute()
-        return self._load(ids), int(total)
-
-    def _load(self, ids: builtins.list[str]) -> builtins.list[Task]:
+        total, ids = _page(self.r.pipeline(transaction=False), index, limit, offset).execute()
         if not ids:
-            return []
-        pipe = self.r.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hgetall(self.keys.task(task_id))
-        return [from_hash(Task, f) for f in pipe.execute() if f]
+            return [], int(total)
+        hashes = _reads(self.r.pipeline(transaction=False), self.keys, ids).execute()
+        return _tasks(hashes), int(total)
 
     # -- creating --------------------------------------------------------------------------
 
@@ -426,16 +418,11 @@ class AsyncTaskStore:
     ) -> tuple[builtins.list[Task], int]:
         """:meth:`TaskStore.list`."""
         index = self.keys.index(agent, status, kind)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.zcard(index)
-        pipe.zrevrange(index, offset, offset + limit - 1)
-        total, ids = await pipe.execute()
+        total, ids = await _page(self.r.pipeline(transaction=False), index, limit, offset).execute()
         if not ids:
             return [], int(total)
-        pipe = self.r.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hgetall(self.keys.task(task_id))
-        return [from_hash(Task, f) for f in await pipe.execute() if f], int(total)
+        hashes = await _reads(self.r.pipeline(transaction=False), self.keys, ids).execute()
+        return _tasks(hashes), int(total)
 
     async def create(
         self,
@@ -457,6 +444,29 @@ class AsyncTaskStore:
                 return await self.get(first), False
             return task, True
         raise _busy(task.id)
+
+
+_Pipe = TypeVar("_Pipe", "redis.client.Pipeline", "redis.asyncio.client.Pipeline")
+
+
+def _page(pipe: _Pipe, index: str, limit: int, offset: int) -> _Pipe:
+    """``pipe`` (sync or asyncio) with a page's reads of ``index`` queued: its size, then the
+    ids of the page, newest first."""
+    pipe.zcard(index)
+    pipe.zrevrange(index, offset, offset + limit - 1)
+    return pipe
+
+
+def _reads(pipe: _Pipe, keys: Keys, ids: builtins.list[str]) -> _Pipe:
+    """``pipe`` with the hash of each task of ``ids`` queued."""
+    for task_id in ids:
+        pipe.hgetall(keys.task(task_id))
+    return pipe
+
+
+def _tasks(hashes: builtins.list[Any]) -> builtins.list[Task]:
+    """The tasks of a page's hash reads; a task deleted since the index read is left out."""
+    return [from_hash(Task, f) for f in hashes if f]
 
 
 def _owned(fields: Mapping[Any, Any], task_id: str, agent: str | None) -> Task:
