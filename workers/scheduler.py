@@ -179,12 +179,12 @@ class Scheduler:
         made = [m for s in settled for m in s.made]
         skipped = sum(s.skipped for s in settled)
         result.runs.update(m.status for m in made)
-        result.enqueued += len(dispatch(self.backend, made))
+        # the batch size, the skipped misfires and the runs' counts go in one round trip
         pipe = self.r.pipeline(transaction=False)
         stats.observe_batch(pipe, self.keys, len(claims))
         if skipped:
             stats.incr(pipe, self.keys, stats.MISFIRES_SKIPPED, skipped)
-        pipe.execute()
+        result.enqueued += len(dispatch(self.backend, made, pipe=pipe))
         logger.debug(
             "scheduler.batch",
             extra={"claimed": len(claims), "enqueued": result.enqueued, "skipped": skipped},

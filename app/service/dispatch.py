@@ -7,7 +7,7 @@ the outbox): a process that dies before RQ has the job leaves it to the outbox p
 """
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from app.core.status import RunStatus
 from app.service.backend import Backend
@@ -24,14 +24,22 @@ class Made(NamedTuple):
     trigger: str
 
 
-def dispatch(backend: Backend, made: Iterable[Made], *, counted: bool = True) -> list[str]:
+def dispatch(
+    backend: Backend, made: Iterable[Made], *, counted: bool = True, pipe: Any = None
+) -> list[str]:
     """Count the runs (unless ``counted`` is False: a run only handed a slot entered no new
-    status the stats keep) and enqueue the queued ones; returns the run ids enqueued."""
+    status the stats keep) and enqueue the queued ones; returns the run ids enqueued.
+
+    ``pipe``: a pipeline on ``backend.client`` holding the caller's own counts (the scheduler's
+    batch size); the runs' counts are added to it and it is sent here, before the enqueue, so
+    the batch's counting costs one round trip. Without it the counts go in a pipeline of their
+    own."""
     made = list(made)
+    counts = backend.client.pipeline(transaction=False) if pipe is None else pipe
     if counted and made:
-        pipe = backend.client.pipeline(transaction=False)
-        stats.count_entries(pipe, backend.keys, ((m.status, m.trigger) for m in made))
-        pipe.execute()
+        stats.count_entries(counts, backend.keys, ((m.status, m.trigger) for m in made))
+    if len(counts):
+        counts.execute()
     queued = [(m.run_id, m.priority) for m in made if m.status == RunStatus.QUEUED]
     return enqueue_runs(backend.rq, backend.keys, queued) if queued else []
 

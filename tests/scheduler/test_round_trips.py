@@ -1,0 +1,62 @@
+"""What one scheduler batch costs in round trips to Redis: its counting (the runs it made, the
+batch size, the skipped misfires) goes in one pipeline, not one per layer."""
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+import redis
+
+from app import clock
+from app.settings import Settings
+from app.store.keys import Keys
+from app.store.tasks import TaskStore
+from tests.support.scheduler import create
+from workers.scheduler import Scheduler
+
+
+class _Recording(redis.Connection):
+    """A connection that keeps what it sends, one entry per round trip (a pipeline sends all
+    its commands at once)."""
+
+    sent: ClassVar[list[bytes]] = []
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        chunks = [command] if isinstance(command, bytes | str) else list(command)
+        _Recording.sent.append(b"".join(c.encode() if isinstance(c, str) else c for c in chunks))
+        super().send_packed_command(command, check_health)
+
+
+@pytest.fixture
+def recording(settings: Settings) -> Iterator[redis.Redis]:
+    _Recording.sent = []
+    pool = redis.ConnectionPool.from_url(
+        settings.redis_url, connection_class=_Recording, decode_responses=True
+    )
+    client = redis.Redis(connection_pool=pool)
+    try:
+        yield client
+    finally:
+        client.close()
+        pool.disconnect()
+
+
+def test_one_batch_sends_its_counts_in_one_round_trip(
+    recording: redis.Redis, keys: Keys, store: TaskStore, settings: Settings
+) -> None:
+    tasks = [create(store) for _ in range(5)]
+    occ = tasks[0].next_run_at
+    assert occ is not None
+    scheduler = Scheduler(settings, client=recording)
+    try:
+        clock.shift(occ - clock.now_ms())
+        _Recording.sent = []
+        done = scheduler.run_once()
+    finally:
+        scheduler.close()
+
+    assert (done.claimed, done.runs["queued"], done.enqueued) == (5, 5, 5)
+    counting = [s for s in _Recording.sent if keys.stats.encode() in s]
+    assert len(counting) == 1
+    # the runs' counts and the batch size are both in it
+    assert b"runs:queued:schedule" in counting[0] and b"claim_batch:sum" in counting[0]
