@@ -22,6 +22,9 @@ class Made(NamedTuple):
     status: str
     priority: int
     trigger: str
+    #: its RQ job's description (``app/store/enqueue.py:describe``) when the use case has
+    #: what it names at hand; '' to have it read
+    description: str = ""
 
 
 def dispatch(
@@ -40,8 +43,15 @@ def dispatch(
         stats.count_entries(counts, backend.keys, ((m.status, m.trigger) for m in made))
     if len(counts):
         counts.execute()
-    queued = [(m.run_id, m.priority) for m in made if m.status == RunStatus.QUEUED]
-    return enqueue_runs(backend.rq, backend.keys, queued) if queued else []
+    queued = [m for m in made if m.status == RunStatus.QUEUED]
+    if not queued:
+        return []
+    return enqueue_runs(
+        backend.rq,
+        backend.keys,
+        [(m.run_id, m.priority) for m in queued],
+        descriptions={m.run_id: m.description for m in queued if m.description},
+    )
 
 
 def enqueue_handed(backend: Backend, handed: Sequence[tuple[str, int]]) -> list[str]:
