@@ -10,6 +10,12 @@ twice is harmless because the worker only starts a run that is still ``queued``.
 A queued job hash has no TTL (a retry or a hand-over enqueues the same job id again, so the TTL
 its previous run left is removed); it gets one when its run ends (RQ keeps finished and failed
 jobs for a day), and a cancel deletes the jobs of runs that had not started.
+
+The run was queued when its script ran, but the enqueue comes a moment later, from Python: a
+cancel in between ends the run and finds no job to delete, and the enqueue would then write a
+job without a TTL for a run that is over. So the same MULTI/EXEC that writes the jobs reads the
+runs' statuses, and the jobs of runs that have ended are taken off again; a cancel after the
+EXEC finds the job and deletes it itself.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +25,7 @@ from rq import Queue
 from rq.job import Job
 
 from app.core.pipeline import MAX_STEP_TIMEOUT, MAX_STEPS
+from app.core.status import RUN_TERMINAL
 from app.store.codec import text_or_none as _text
 from app.store.keys import Keys, queue_name
 
@@ -39,11 +46,12 @@ def enqueue_runs(
     requeue: bool = False,
     descriptions: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Enqueue ``(run_id, priority)`` pairs; returns the run ids enqueued. With ``requeue``
-    (runs the outbox pass found on no queue), the jobs also leave what RQ kept of an earlier
-    try: the queue's intermediate list (a plain RQ worker that died holding the job) and its
-    failed registry. ``descriptions``: job descriptions (:func:`describe`) the caller already
-    has, by run id; the others are read (:func:`describe_runs`)."""
+    """Enqueue ``(run_id, priority)`` pairs; returns the run ids enqueued, leaving out the runs
+    that had ended by then (their jobs are taken off again). With ``requeue`` (runs the outbox
+    pass found on no queue), the jobs also leave what RQ kept of an earlier try: the queue's
+    intermediate list (a plain RQ worker that died holding the job) and its failed
+    registry. ``descriptions``: job descriptions (:func:`describe`) the caller already has, by
+    run id; the others are read (:func:`describe_runs`)."""
     by_queue: dict[int, list[str]] = {}
     for run_id, priority in runs:
         by_queue.setdefault(int(priority), []).append(run_id)
@@ -75,7 +83,13 @@ def enqueue_runs(
                 pipe.lrem(queue.intermediate_queue_key, 0, run_id)
                 pipe.zrem(queue.failed_job_registry.key, run_id)
         done += run_ids
-    pipe.execute()
+    for run_id in done:
+        pipe.hget(keys.run(run_id), "status")
+    statuses = pipe.execute()[-len(done) :]
+    ended = {r for r, s in zip(done, statuses, strict=True) if _text(s) in RUN_TERMINAL}
+    if ended:
+        dequeue_runs(rq, sorted(ended))
+        return [r for r in done if r not in ended]
     return done
 
 

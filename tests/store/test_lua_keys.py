@@ -17,6 +17,7 @@ The last tests prove the check fails on scripts that break the rule.
 """
 
 import re
+from collections.abc import Iterator
 
 import pytest
 
@@ -73,10 +74,11 @@ def _code(text: str) -> str:
     return "".join(out)
 
 
-def _group(code: str, start: int, close: str) -> tuple[list[str], int]:
-    """The comma-separated items from ``start`` to the ``close`` that ends the group, and the
-    position after it."""
-    items, depth, quote, begin, i = [], 0, "", start, start
+def _scan(code: str, start: int) -> Iterator[tuple[int, str, int]]:
+    """Each character from ``start`` outside string literals, with its bracket depth: an
+    opening bracket has the depth outside it, a closing one the depth it returns to (-1 when it
+    closes what was open at ``start``)."""
+    depth, quote, i = 0, "", start
     while i < len(code):
         ch = code[i]
         if quote:
@@ -86,39 +88,37 @@ def _group(code: str, start: int, close: str) -> tuple[list[str], int]:
                 quote = ""
         elif ch in "'\"":
             quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            if depth == 0:
-                items.append(code[begin:i].strip())
-                return [x for x in items if x], i + 1
-            depth -= 1
-        elif ch == "," and depth == 0:
+        else:
+            if ch in ")]}":
+                depth -= 1
+            yield i, ch, depth
+            if ch in "([{":
+                depth += 1
+        i += 1
+
+
+def _group(code: str, start: int, close: str) -> tuple[list[str], int]:
+    """The comma-separated items from ``start`` to the ``close`` that ends the group, and the
+    position after it."""
+    items, begin = [], start
+    for i, ch, depth in _scan(code, start):
+        if ch in ")]}" and depth < 0:
+            items.append(code[begin:i].strip())
+            return [x for x in items if x], i + 1
+        if ch == "," and depth == 0:
             items.append(code[begin:i].strip())
             begin = i + 1
-        i += 1
     raise AssertionError(f"unclosed group at {code[start : start + 60]!r}")
 
 
 def _statement_values(code: str, start: int) -> list[str]:
     """The expressions of an assignment's right side, from ``start`` to the statement's end."""
-    end, depth, quote, i = start, 0, "", start
-    while i < len(code):
-        ch = code[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth < 0:
-                break
-        elif ch == "\n" and depth == 0:
+    end = len(code)
+    for i, ch, depth in _scan(code, start):
+        if ch in ")]}" and depth < 0:
+            end = i
+            break
+        if ch == "\n" and depth == 0:
             before = code[start:i].rstrip()
             after = code[i:].lstrip()
             continues = (
@@ -127,9 +127,8 @@ def _statement_values(code: str, start: int) -> list[str]:
                 or re.match(r"(and|or)\b|\.\.|[-+*/]", after)
             )
             if not continues:
+                end = i
                 break
-        i += 1
-    end = i
     values, _ = _group(code[start:end] + ")", 0, ")")
     return values
 

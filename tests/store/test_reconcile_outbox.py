@@ -192,3 +192,19 @@ def test_a_grace_or_depth_that_is_not_positive_is_refused(
 ) -> None:
     with pytest.raises(ValueError):
         judge(r, keys, ["a"], clock.now_ms(), grace, depth)
+
+
+def test_a_run_canceled_before_its_enqueue_leaves_no_job(
+    store: TaskStore, r: redis.Redis, rq: redis.Redis, keys: Keys
+) -> None:
+    # the outbox pass (or any use case) made the run queued, a cancel ended it and found no
+    # job to delete, then the enqueue comes: it must not leave a job without a TTL behind
+    canceled = queued_run(store, priority=4)
+    task_id = r.hget(keys.run(canceled), "task_id")
+    assert task_id
+    kept = queued_run(store, priority=4)
+    assert store.cancel(task_id, AGENT)[1] == [canceled]
+    assert enqueue_runs(rq, keys, [(canceled, 4), (kept, 4)], requeue=True) == [kept]
+    assert not rq.exists(Job.key_for(canceled))
+    assert rq_job_ids(rq) == [kept]
+    assert rq.ttl(Job.key_for(kept)) == -1
