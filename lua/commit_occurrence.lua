@@ -87,7 +87,7 @@ local live = false
 for i = 14, #ARGV, 2 do
   local run_id, scheduled_for = ARGV[i], ARGV[i + 1]
   local run_key = KEYS[23 + (i - 14) / 2]
-  local status = chime_create_run({
+  local status, priority = chime_create_run({
     task_id = task_id, task_key = task_key, runs_key = runs_key, run_key = run_key,
     outbox_key = outbox_key, delayed_key = delayed_key,
     run_key_prefix = run_prefix, run_id = run_id, trigger = 'schedule',
@@ -95,8 +95,10 @@ for i = 14, #ARGV, 2 do
     grace_ms = grace
   })
   if not status then
+    local was
+    was, priority = unpack(redis.call('HMGET', run_key, 'status', 'priority'))
     status = 'exists'
-    if redis.call('HGET', run_key, 'status') ~= 'deduped' then
+    if was ~= 'deduped' then
       live = true
     end
   elseif status ~= 'deduped' then
@@ -104,27 +106,47 @@ for i = 14, #ARGV, 2 do
   end
   out[#out + 1] = run_id
   out[#out + 1] = status
-  out[#out + 1] = redis.call('HGET', run_key, 'priority') or '5'
+  out[#out + 1] = priority or '5'
 end
 
+-- the task's fields, in one HDEL and one HSET
+local drop, set = {}, {}
 if clear_snooze == '1' then
-  redis.call('HDEL', task_key, 'snoozed_until', 'snooze_reason')
+  table.insert(drop, 'snoozed_until')
+  table.insert(drop, 'snooze_reason')
 end
-redis.call('HDEL', task_key, 'next_occurrence')
 if next_occurrence ~= '' then
-  redis.call('HSET', task_key, 'next_occurrence', next_occurrence)
+  table.insert(set, 'next_occurrence')
+  table.insert(set, next_occurrence)
+else
+  table.insert(drop, 'next_occurrence')
+end
+local complete = false
+if next_run_at ~= '' then
+  table.insert(set, 'next_run_at')
+  table.insert(set, next_run_at)
+else
+  table.insert(drop, 'next_run_at')
+  if mode == 'repeat' or not live then
+    complete = true
+    table.insert(set, 'status')
+    table.insert(set, 'completed')
+    table.insert(set, 'updated_at')
+    table.insert(set, now)
+  end
+end
+if #drop > 0 then
+  redis.call('HDEL', task_key, unpack(drop))
+end
+if #set > 0 then
+  redis.call('HSET', task_key, unpack(set))
 end
 if next_run_at ~= '' then
-  redis.call('HSET', task_key, 'next_run_at', next_run_at)
   chime_set_due(due_key, wake, task_id, next_run_at)
-else
-  redis.call('HDEL', task_key, 'next_run_at')
-  if mode == 'repeat' or not live then
-    redis.call('HSET', task_key, 'status', 'completed', 'updated_at', now)
-    chime_move_indexes({unpack(KEYS, 7, 14)}, {unpack(KEYS, 15, 22)}, task_id,
-      redis.call('HGET', task_key, 'created_at'))
-    out[3] = 1
-  end
+elseif complete then
+  chime_move_indexes({unpack(KEYS, 7, 14)}, {unpack(KEYS, 15, 22)}, task_id,
+    redis.call('HGET', task_key, 'created_at'))
+  out[3] = 1
 end
 redis.call('ZREM', claims_key, task_id)
 return out

@@ -45,6 +45,7 @@ from app.service.runs import reconcile
 from app.settings import Settings
 from app.store import connection, scripts, stats
 from app.store.codec import from_hash
+from app.store.enqueue import describe
 from app.store.keys import Keys
 from app.store.scheduling import (
     Claim,
@@ -179,12 +180,12 @@ class Scheduler:
         made = [m for s in settled for m in s.made]
         skipped = sum(s.skipped for s in settled)
         result.runs.update(m.status for m in made)
-        result.enqueued += len(dispatch(self.backend, made))
+        # the batch size, the skipped misfires and the runs' counts go in one round trip
         pipe = self.r.pipeline(transaction=False)
         stats.observe_batch(pipe, self.keys, len(claims))
         if skipped:
             stats.incr(pipe, self.keys, stats.MISFIRES_SKIPPED, skipped)
-        pipe.execute()
+        result.enqueued += len(dispatch(self.backend, made, pipe=pipe))
         logger.debug(
             "scheduler.batch",
             extra={"claimed": len(claims), "enqueued": result.enqueued, "skipped": skipped},
@@ -229,7 +230,7 @@ class Scheduler:
         calls: list[Call] = []
         for c, task, plan in commits:
             commit_occurrence(self.r, self.keys, self.settings, task, c.token, plan, now, pipe=pipe)
-            calls.append((c, partial(_settle_commit, plan.skipped)))
+            calls.append((c, partial(_settle_commit, task, plan.skipped)))
         return calls
 
     def _plan(
@@ -445,13 +446,20 @@ class Scheduler:
         self.rq.close()
 
 
-def _settle_commit(skipped: int, reply: Any) -> Settled:
-    """A due task's commit: the runs it made."""
+def _settle_commit(task: Task, skipped: int, reply: Any) -> Settled:
+    """A due task's commit: the runs it made, their jobs described from the task as read for
+    the commit (no second read of the run and the task)."""
     commit = parse_commit(reply)
     if commit.outcome != "committed":
         return Settled()
     made = [
-        Made(run_id, status, priority, Trigger.SCHEDULE)
+        Made(
+            run_id,
+            status,
+            priority,
+            Trigger.SCHEDULE,
+            describe(task.title, task.id, task.created_by, Trigger.SCHEDULE, run_id),
+        )
         for run_id, status, priority in commit.runs
         if status != "exists"
     ]

@@ -7,7 +7,7 @@ the outbox): a process that dies before RQ has the job leaves it to the outbox p
 """
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from app.core.status import RunStatus
 from app.service.backend import Backend
@@ -22,18 +22,36 @@ class Made(NamedTuple):
     status: str
     priority: int
     trigger: str
+    #: its RQ job's description (``app/store/enqueue.py:describe``) when the use case has
+    #: what it names at hand; '' to have it read
+    description: str = ""
 
 
-def dispatch(backend: Backend, made: Iterable[Made], *, counted: bool = True) -> list[str]:
+def dispatch(
+    backend: Backend, made: Iterable[Made], *, counted: bool = True, pipe: Any = None
+) -> list[str]:
     """Count the runs (unless ``counted`` is False: a run only handed a slot entered no new
-    status the stats keep) and enqueue the queued ones; returns the run ids enqueued."""
+    status the stats keep) and enqueue the queued ones; returns the run ids enqueued.
+
+    ``pipe``: a pipeline on ``backend.client`` holding the caller's own counts (the scheduler's
+    batch size); the runs' counts are added to it and it is sent here, before the enqueue, so
+    the batch's counting costs one round trip. Without it the counts go in a pipeline of their
+    own."""
     made = list(made)
+    counts = backend.client.pipeline(transaction=False) if pipe is None else pipe
     if counted and made:
-        pipe = backend.client.pipeline(transaction=False)
-        stats.count_entries(pipe, backend.keys, ((m.status, m.trigger) for m in made))
-        pipe.execute()
-    queued = [(m.run_id, m.priority) for m in made if m.status == RunStatus.QUEUED]
-    return enqueue_runs(backend.rq, backend.keys, queued) if queued else []
+        stats.count_entries(counts, backend.keys, ((m.status, m.trigger) for m in made))
+    if len(counts):
+        counts.execute()
+    queued = [m for m in made if m.status == RunStatus.QUEUED]
+    if not queued:
+        return []
+    return enqueue_runs(
+        backend.rq,
+        backend.keys,
+        [(m.run_id, m.priority) for m in queued],
+        descriptions={m.run_id: m.description for m in queued if m.description},
+    )
 
 
 def enqueue_handed(backend: Backend, handed: Sequence[tuple[str, int]]) -> list[str]:

@@ -18,7 +18,7 @@ runs' statuses, and the jobs of runs that have ended are taken off again; a canc
 EXEC finds the job and deletes it itself.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import redis
 from rq import Queue
@@ -39,19 +39,25 @@ RESULT_TTL_SECONDS = 24 * 3600
 
 
 def enqueue_runs(
-    rq: redis.Redis, keys: Keys, runs: Iterable[tuple[str, int]], *, requeue: bool = False
+    rq: redis.Redis,
+    keys: Keys,
+    runs: Iterable[tuple[str, int]],
+    *,
+    requeue: bool = False,
+    descriptions: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Enqueue ``(run_id, priority)`` pairs; returns the run ids enqueued, leaving out the runs
     that had ended by then (their jobs are taken off again). With ``requeue`` (runs the outbox
     pass found on no queue), the jobs also leave what RQ kept of an earlier try: the queue's
     intermediate list (a plain RQ worker that died holding the job) and its failed
-    registry."""
+    registry. ``descriptions``: job descriptions (:func:`describe`) the caller already has, by
+    run id; the others are read (:func:`describe_runs`)."""
     by_queue: dict[int, list[str]] = {}
     for run_id, priority in runs:
         by_queue.setdefault(int(priority), []).append(run_id)
     if not by_queue:
         return []
-    descriptions = describe_runs(rq, keys, [r for ids in by_queue.values() for r in ids])
+    descriptions = _described(rq, keys, [r for ids in by_queue.values() for r in ids], descriptions)
     pipe = rq.pipeline(transaction=True)
     done: list[str] = []
     for priority, run_ids in sorted(by_queue.items()):
@@ -91,9 +97,22 @@ def enqueue_runs(
 DESCRIPTION_TITLE_MAX = 80
 
 
+def describe(
+    title: str | None, task_id: str | None, agent: str | None, trigger: str | None, run_id: str
+) -> str:
+    """What rq-dashboard shows for a run's job: the task's title (on one line, cut), the task,
+    its agent, the trigger and the run."""
+    shown = " ".join((title or "(untitled)").split())
+    if len(shown) > DESCRIPTION_TITLE_MAX:
+        shown = shown[: DESCRIPTION_TITLE_MAX - 1] + "…"
+    return (
+        f"{shown} · task {task_id or '?'} · agent {agent or '?'} · {trigger or '?'} · run {run_id}"
+    )
+
+
 def describe_runs(rq: redis.Redis, keys: Keys, run_ids: Sequence[str]) -> dict[str, str]:
-    """What rq-dashboard shows for each run's job: the task's title, the task, its agent, the
-    trigger and the run (two pipelined reads for the whole batch)."""
+    """:func:`describe` of each run, read from its record and its task's (two pipelined reads
+    for the whole batch)."""
     pipe = rq.pipeline(transaction=False)
     for run_id in run_ids:
         pipe.hmget(keys.run(run_id), "task_id", "agent_id", "trigger")
@@ -102,16 +121,19 @@ def describe_runs(rq: redis.Redis, keys: Keys, run_ids: Sequence[str]) -> dict[s
     for task_id, _, _ in owners:
         pipe.hget(keys.task(task_id or "-"), "title")
     titles = [_text(t) for t in pipe.execute()]
-    out: dict[str, str] = {}
-    for run_id, (task_id, agent, trigger), title in zip(run_ids, owners, titles, strict=True):
-        shown = " ".join((title or "(untitled)").split())
-        if len(shown) > DESCRIPTION_TITLE_MAX:
-            shown = shown[: DESCRIPTION_TITLE_MAX - 1] + "…"
-        out[run_id] = (
-            f"{shown} · task {task_id or '?'} · agent {agent or '?'} · "
-            f"{trigger or '?'} · run {run_id}"
-        )
-    return out
+    return {
+        run_id: describe(title, task_id, agent, trigger, run_id)
+        for run_id, (task_id, agent, trigger), title in zip(run_ids, owners, titles, strict=True)
+    }
+
+
+def _described(
+    rq: redis.Redis, keys: Keys, run_ids: Sequence[str], known: Mapping[str, str] | None
+) -> Mapping[str, str]:
+    """The description of each run: ``known`` ones as given, the others read."""
+    known = known or {}
+    missing = [r for r in run_ids if r not in known]
+    return {**describe_runs(rq, keys, missing), **known} if missing else known
 
 
 def dequeue_runs(rq: redis.Redis, run_ids: Sequence[str]) -> None:

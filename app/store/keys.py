@@ -79,6 +79,8 @@ RQ keeps its own keys (``rq:...``); its queues are ``chime-p1`` .. ``chime-p9``.
 from itertools import product
 
 ANY = "*"
+#: the most index sets one Keys keeps built (one per agent, status and kind)
+_INDEX_SETS_KEPT = 4096
 
 
 def queue_name(priority: int) -> str:
@@ -109,6 +111,8 @@ class Keys:
         self.default_limits = f"{self.p}:limits"
         self.static_agents = f"{self.p}:static_agents"
         self.awaiting = f"{self.p}:awaiting"
+        #: the scheduler asks for the same few index sets on every commit
+        self._indexes: dict[tuple[str, str, str], tuple[str, ...]] = {}
 
     def task(self, task_id: str) -> str:
         return f"{self.p}:task:{task_id}"
@@ -126,9 +130,16 @@ class Keys:
     def indexes(self, agent: str, status: str, kind: str) -> list[str]:
         """The 8 indexes a task with these attributes belongs to. Built in Lua too
         (``lua/create_task.lua``, with :meth:`limits` and :meth:`secrets`): keep them in step."""
-        return [
-            self.index(a, s, k) for a, s, k in product((agent, None), (status, None), (kind, None))
-        ]
+        found = self._indexes.get((agent, status, kind))
+        if found is None:
+            if len(self._indexes) >= _INDEX_SETS_KEPT:
+                self._indexes.clear()
+            found = tuple(
+                self.index(a, s, k)
+                for a, s, k in product((agent, None), (status, None), (kind, None))
+            )
+            self._indexes[agent, status, kind] = found
+        return list(found)
 
     def run(self, run_id: str) -> str:
         return f"{self.p}:run:{run_id}"

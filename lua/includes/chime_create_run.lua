@@ -18,8 +18,8 @@
 -- `cancel_running` cancels the earlier runs (chime_overlap_stop: stopping a running one,
 -- announced on the cancel channel base..'cancels') and goes on. Two triggers racing are two
 -- script calls: the second sees the first's run.
--- Returns the new run's status ('queued', 'deduped', 'pending', 'skipped'), or false when it
--- existed.
+-- Returns the new run's status ('queued', 'deduped', 'pending', 'skipped') and its priority
+-- (as written in the run), or false when it existed.
 
 -- @include "includes/chime_key_base.lua"
 -- @include "includes/chime_dedupe_key.lua"
@@ -43,10 +43,11 @@ local function chime_create_run(c)
   if policy ~= 'allow' then
     earlier = chime_overlap_in_progress(c.runs_key, c.run_key_prefix)
   end
+  priority = priority or '5'
   local fields = {
     'id', c.run_id, 'task_id', c.task_id,
     'agent_id', agent, 'trigger', c.trigger, 'scheduled_for', c.scheduled_for,
-    'attempt', 1, 'max_attempts', tonumber(max_retries or '0') + 1, 'priority', priority or '5',
+    'attempt', 1, 'max_attempts', tonumber(max_retries or '0') + 1, 'priority', priority,
     'created_at', c.now, 'steps', '[]', 'status', 'pending'
   }
   if c.event_json ~= '' then
@@ -81,7 +82,7 @@ local function chime_create_run(c)
       'error', 'skipped: run ' .. holder .. ' is in progress')
     redis.call('PUBLISH', c.run_key, 'skipped')
     chime_trim_history(c.runs_key, c.run_key_prefix, c.history_cap)
-    return 'skipped'
+    return 'skipped', priority
   end
   if #earlier > 0 and policy == 'cancel_running' then
     local cancels = base .. 'cancels'
@@ -101,7 +102,7 @@ local function chime_create_run(c)
       status = 'deduped'
     end
     chime_trim_history(c.runs_key, c.run_key_prefix, c.history_cap)
-    return status
+    return status, priority
   end
   if c.trigger == 'event' and snoozed_until > tonumber(c.now) then
     redis.call('HSET', c.run_key, 'next_attempt_at', snoozed_until)
@@ -109,8 +110,8 @@ local function chime_create_run(c)
     status = 'pending'
   else
     status = chime_queue_run(c.run_key, c.outbox_key, dedupe_key, window_ms, c.run_id,
-      c.now, c.grace_ms)
+      c.now, c.grace_ms, agent)
   end
   chime_trim_history(c.runs_key, c.run_key_prefix, c.history_cap)
-  return status
+  return status, priority
 end

@@ -64,3 +64,28 @@ def test_withdrawn_runs_leave_their_queues_and_their_jobs_are_deleted(backend: B
     assert not backend.rq.exists(Job.key_for("r1"))
     assert not backend.rq.exists(Job.key_for("r9"))
     assert backend.rq.exists(Job.key_for("r5"))
+
+
+def test_a_callers_pipeline_carries_the_counts_with_its_own_and_is_sent_before_the_enqueue(
+    backend: Backend,
+) -> None:
+    pipe = backend.client.pipeline(transaction=False)
+    stats.incr(pipe, backend.keys, stats.MISFIRES_SKIPPED, 2)
+
+    assert dispatch(backend, [Made("q1", "queued", 5, "schedule")], pipe=pipe) == ["q1"]
+
+    assert len(pipe) == 0  # sent
+    assert rq_job_ids(backend.rq) == ["q1"]
+    assert stats.read(backend.client, backend.keys) == {
+        "runs:queued:schedule": 1,
+        "misfires_skipped": 2,
+    }
+
+
+def test_a_callers_pipeline_is_sent_even_when_nothing_was_made(backend: Backend) -> None:
+    pipe = backend.client.pipeline(transaction=False)
+    stats.incr(pipe, backend.keys, stats.MISFIRES_SKIPPED, 1)
+
+    assert dispatch(backend, [], pipe=pipe) == []
+
+    assert stats.read(backend.client, backend.keys) == {"misfires_skipped": 1}

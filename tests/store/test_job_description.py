@@ -38,3 +38,19 @@ def test_a_long_title_is_cut(r: redis.Redis, rq: redis.Redis, keys: Keys, store:
 
     description = Job.fetch(run.id, connection=rq).description or ""
     assert description.startswith("x" * 79 + "… · task ")
+
+
+def test_descriptions_given_by_the_caller_are_used_and_the_others_read(
+    r: redis.Redis, rq: redis.Redis, keys: Keys, store: TaskStore
+) -> None:
+    task = create(store, title="weekly")
+    given, read = store.run_now(task.id, AGENT), store.run_now(task.id, AGENT)
+    enqueue_runs(
+        rq,
+        keys,
+        [(given.id, given.priority), (read.id, read.priority)],
+        descriptions={given.id: "as the caller describes it"},
+    )
+
+    assert Job.fetch(given.id, connection=rq).description == "as the caller describes it"
+    assert (Job.fetch(read.id, connection=rq).description or "").startswith("weekly · task ")
