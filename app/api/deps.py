@@ -4,7 +4,8 @@ settings, keys and the task store (synchronous, and asyncio for the handlers tha
 The clients are made once per app (``app.state``) and closed on shutdown (``app/api/app.py``);
 the provider only gathers them, on the event loop. It is one dependency on purpose: Litestar
 resolves several dependencies of a handler concurrently in a task group, which costs more per
-request than everything the provider does.
+request than everything the provider does. The busiest handlers (create, list and read a task)
+take the request and call :func:`provide_api` themselves, skipping even that one resolution.
 """
 
 from dataclasses import dataclass

@@ -148,6 +148,8 @@ def _refuse_unknown_query(doc: dict[str, Any]) -> Any:
 
     async def refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
         """A query parameter the operation does not take is a 400, like an unknown field."""
+        if not request.scope.get("query_string"):
+            return  # no query: nothing to refuse, and no query parameters to parse
         taken = known.get((request.method, request.scope.get("path_template", "")))
         if taken is None:
             return

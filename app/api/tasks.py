@@ -1,23 +1,25 @@
 """``/tasks``: create, list, read, change, and the state transitions of a task; its runs.
 
 Create, list and read are ``async`` on the asyncio task store (``Api.tasks``): they are the
-busiest, and a thread hop per request costs more than their own work; the others are
-synchronous (the store is) and run in a thread. A body is taken raw and decoded
+busiest, and a thread hop per request costs more than their own work; they take the request
+and gather the ``Api`` themselves (:func:`app.api.deps.provide_api`), as Litestar's resolution
+of a dependency costs more than the provider. The others are synchronous (the store is), run in
+a thread and take ``Api`` as their one dependency. A body is taken raw and decoded
 once, strictly, into its struct (:func:`decode`), so ``"5"`` for an int is a 400 rather than
 silently coerced; ``opt=answers(...)`` states what each operation answers, for the OpenAPI
 document.
 """
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, post, put
+from litestar import Controller, Request, Response, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter, RawBody
 
 from app import clock
 from app.api.auth import AUTHENTICATE
-from app.api.deps import AGENT_DEPENDENCIES, ApiDep
+from app.api.deps import AGENT_DEPENDENCIES, ApiDep, provide_api
 from app.api.openapi import AUTHED, WITH_BODY, answers
 from app.api.schemas import (
     RunOut,
@@ -88,10 +90,11 @@ class TaskController(Controller):
     async def create_task(
         self,
         body: RawBody,
-        api: ApiDep,
+        request: Request[Any, Any, Any],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskOut]:
         """Create a task: 201; 200 with the first task when the Idempotency-Key was seen."""
+        api = provide_api(request)
         spec = decode(body, TaskSpec)
         if not api.caller.is_admin and str(spec.created_by) != api.caller.agent_id:
             raise Forbidden("created_by must be your own agent id")
@@ -106,7 +109,7 @@ class TaskController(Controller):
     @get("/", opt=answers({200: TaskPage}, errors=(*AUTHED, 400)))
     async def list_tasks(
         self,
-        api: ApiDep,
+        request: Request[Any, Any, Any],
         status: FromQuery[TaskStatus | None] = None,
         created_by: FromQuery[uuid.UUID | None] = None,
         schedule_kind: FromQuery[ScheduleKind | None] = None,
@@ -114,6 +117,7 @@ class TaskController(Controller):
         offset: Offset = 0,
     ) -> TaskPage:
         """A page of tasks, newest first; an agent only ever sees its own."""
+        api = provide_api(request)
         agent = api.caller.agent_id
         if created_by is not None:
             if agent is not None and str(created_by) != agent:
@@ -129,7 +133,8 @@ class TaskController(Controller):
         return TaskPage(items=[task_out(t) for t in tasks], total=total, limit=limit, offset=offset)
 
     @get("/{task_id:str}", opt=answers({200: TaskOut}, errors=(*AUTHED, 404)))
-    async def get_task(self, task_id: FromPath[str], api: ApiDep) -> TaskOut:
+    async def get_task(self, task_id: FromPath[str], request: Request[Any, Any, Any]) -> TaskOut:
+        api = provide_api(request)
         return task_out(await api.tasks.get(task_id, api.caller.agent_id))
 
     @put(

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from app.logs import one_line
+from app.store.packed import packing
 
 #: seconds to wait for a new connection
 CONNECT_TIMEOUT = 2.0
@@ -91,7 +92,8 @@ def async_client(
 ) -> "redis.asyncio.Redis":
     """An asyncio client (``str`` replies unless ``decode=False``). ``max_connections``: its
     pool's size (redis-py's default is 100; past it a call fails at once instead of waiting,
-    unless ``wait_for_connection``: then it waits for a connection to come back)."""
+    unless ``wait_for_connection``: then it waits for a connection to come back). Its
+    connections send commands packed by :mod:`app.store.packed` as they are."""
     options = _options(socket_timeout, connect_timeout, retries)
     if max_connections is not None:
         options["max_connections"] = max_connections
@@ -104,8 +106,13 @@ def async_client(
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             url, decode_responses=decode, timeout=None, **options
         )
-        return redis.asyncio.Redis.from_pool(pool)
-    return redis.asyncio.Redis.from_url(url, decode_responses=decode, **options)
+        made = redis.asyncio.Redis.from_pool(pool)
+    else:
+        made = redis.asyncio.Redis.from_url(url, decode_responses=decode, **options)
+    # before any connection is made: the URL's class (TCP, TLS, Unix socket), made to send a
+    # command packed by the caller and to bound a write without a task (app/store/packed.py)
+    made.connection_pool.connection_class = packing(made.connection_pool.connection_class)
+    return made
 
 
 def ping(url: str, timeout: float = CONNECT_TIMEOUT) -> None:

@@ -12,9 +12,9 @@ in ARGV must be the base's (``chime_run_prefix``), and a key name read from a re
 So a script serves whatever prefix its KEYS carry, and several hash tags (one per partition, for
 a Redis Cluster) need no script change: each call passes the keys of one partition.
 ``tests/store/test_lua_keys.py`` checks the rule. The names the scripts build from a base
-(``run:``, ``delayed``, ``wake``, ``cancels``, ``limits``, ``limits:``, ``idx:``, ``aslots:``,
-``await:``, ``astarts:``, ``awaiting``, ``task:``, ``dedupe:``, ``sem:``, ``semq:``) must stay in
-step with the builders below.
+(``run:``, ``delayed``, ``wake``, ``cancels``, ``limits``, ``limits:``, ``secrets:``, ``idx:``,
+``aslots:``, ``await:``, ``astarts:``, ``awaiting``, ``task:``, ``dedupe:``, ``sem:``, ``semq:``)
+must stay in step with the builders below.
 
 Key layout (``P`` = ``{chime}``):
 
@@ -128,7 +128,8 @@ class Keys:
         return f"{self.p}:idx:{agent or ANY}:{status or ANY}:{kind or ANY}"
 
     def indexes(self, agent: str, status: str, kind: str) -> list[str]:
-        """The 8 indexes a task with these attributes belongs to."""
+        """The 8 indexes a task with these attributes belongs to. Built in Lua too
+        (``lua/create_task.lua``, with :meth:`limits` and :meth:`secrets`): keep them in step."""
         found = self._indexes.get((agent, status, kind))
         if found is None:
             if len(self._indexes) >= _INDEX_SETS_KEPT:

@@ -9,7 +9,7 @@ so concurrent requests and a racing scheduler never interleave half-changes.
 import builtins
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import redis
@@ -24,7 +24,7 @@ from app.core.planning import first_run_at, plan_new
 from app.core.status import TASK_FINAL, ScheduleKind, TaskStatus
 from app.core.task import SCHEDULE_FIELDS, Run, Task
 from app.settings import Settings
-from app.store import scripts
+from app.store import packed, scripts
 from app.store.codec import encode_value, from_hash, to_hash
 from app.store.keys import Keys
 from app.store.limits import INTERVAL_KINDS, check_interval_against
@@ -64,19 +64,11 @@ class TaskStore:
     ) -> tuple[builtins.list[Task], int]:
         """A page of tasks, newest first, read from one index: cost O(log N + limit)."""
         index = self.keys.index(agent, status, kind)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.zcard(index)
-        pipe.zrevrange(index, offset, offset + limit - 1)
-        total, ids = pipe.execute()
-        return self._load(ids), int(total)
-
-    def _load(self, ids: builtins.list[str]) -> builtins.list[Task]:
+        total, ids = _page(self.r.pipeline(transaction=False), index, limit, offset).execute()
         if not ids:
-            return []
-        pipe = self.r.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hgetall(self.keys.task(task_id))
-        return [from_hash(Task, f) for f in pipe.execute() if f]
+            return [], int(total)
+        hashes = _reads(self.r.pipeline(transaction=False), self.keys, ids).execute()
+        return _tasks(hashes), int(total)
 
     # -- creating --------------------------------------------------------------------------
 
@@ -361,13 +353,11 @@ class _Creation:
             self.refs = secret_names(task.payload)
         names = builtins.list(dict.fromkeys(name for _, name in self.refs))
         task_key = keys.task(task.id)
+        # the script builds the agent's keys and the task's indexes from the base of keys.due
         self.keys = [
             task_key,
             keys.due,
             keys.idempotency(agent, idempotency_key) if idempotency_key else task_key,
-            *keys.indexes(agent, task.status, task.schedule_kind),
-            keys.limits(agent),
-            keys.secrets(agent),
         ]
         self._head: builtins.list[Any] = [
             task.id,
@@ -428,16 +418,11 @@ class AsyncTaskStore:
     ) -> tuple[builtins.list[Task], int]:
         """:meth:`TaskStore.list`."""
         index = self.keys.index(agent, status, kind)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.zcard(index)
-        pipe.zrevrange(index, offset, offset + limit - 1)
-        total, ids = await pipe.execute()
+        total, ids = await _page(self.r.pipeline(transaction=False), index, limit, offset).execute()
         if not ids:
             return [], int(total)
-        pipe = self.r.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hgetall(self.keys.task(task_id))
-        return [from_hash(Task, f) for f in await pipe.execute() if f], int(total)
+        hashes = await _reads(self.r.pipeline(transaction=False), self.keys, ids).execute()
+        return _tasks(hashes), int(total)
 
     async def create(
         self,
@@ -451,13 +436,37 @@ class AsyncTaskStore:
         creation = _Creation(self.keys, self.settings, task, idempotency_key, planned, checked)
         create = scripts.script(self.r, "create_task")
         for _ in range(_RETRIES):
-            done, first = creation.reply(await create(keys=creation.keys, args=creation.args()))
+            reply = await packed.evalsha(self.r, create, creation.keys, creation.args())
+            done, first = creation.reply(reply)
             if not done:
                 continue
             if first is not None:
                 return await self.get(first), False
             return task, True
         raise _busy(task.id)
+
+
+_Pipe = TypeVar("_Pipe", "redis.client.Pipeline", "redis.asyncio.client.Pipeline")
+
+
+def _page(pipe: _Pipe, index: str, limit: int, offset: int) -> _Pipe:
+    """``pipe`` (sync or asyncio) with a page's reads of ``index`` queued: its size, then the
+    ids of the page, newest first."""
+    pipe.zcard(index)
+    pipe.zrevrange(index, offset, offset + limit - 1)
+    return pipe
+
+
+def _reads(pipe: _Pipe, keys: Keys, ids: builtins.list[str]) -> _Pipe:
+    """``pipe`` with the hash of each task of ``ids`` queued."""
+    for task_id in ids:
+        pipe.hgetall(keys.task(task_id))
+    return pipe
+
+
+def _tasks(hashes: builtins.list[Any]) -> builtins.list[Task]:
+    """The tasks of a page's hash reads; a task deleted since the index read is left out."""
+    return [from_hash(Task, f) for f in hashes if f]
 
 
 def _owned(fields: Mapping[Any, Any], task_id: str, agent: str | None) -> Task:

@@ -101,9 +101,6 @@ def create_args(
         keys.task(task.id),
         keys.due,
         keys.idempotency(task.created_by, idem) if idem else keys.task(task.id),
-        *keys.indexes(task.created_by, task.status, task.schedule_kind),
-        keys.limits(task.created_by),
-        keys.secrets(task.created_by),
     ]
     return key_list, argv
 

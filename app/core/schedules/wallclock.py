@@ -24,6 +24,15 @@ from app.core.status import ScheduleKind
 _ONE_MICROSECOND = timedelta(microseconds=1)
 #: Longer than any jump of a zone's offset in the tz database (Pacific/Apia skipped a day).
 _MAX_GAP = timedelta(hours=25)
+#: Zones of the tz database that are UTC at every instant (UTC and its links, GMT and its
+#: links): their wall clock is the UTC clock, with no gap or repeat to search around.
+UTC_ZONES = frozenset(
+    {
+        "UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu",
+        "GMT", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT0", "GMT+0", "GMT-0",
+        "Etc/Greenwich", "Greenwich",
+    }
+)  # fmt: skip
 
 
 class GapRule(enum.Enum):
@@ -122,6 +131,8 @@ class WallClockSchedule:
         self.tz = tz
         #: the last instant that may fire (an rrule's UNTIL given in UTC), if any
         self.last_instant: datetime | None = None
+        #: the zone's wall clock is UTC's: a wall time is its instant (see :meth:`_fired`)
+        self._utc = getattr(tz, "key", None) in UTC_ZONES
 
     def _next_wall(
         self, after: datetime, bound: datetime | None, budget: Budget
@@ -144,6 +155,9 @@ class WallClockSchedule:
     ) -> Iterator[tuple[datetime, bool]]:
         """(instant, wall time exists) for each wall time that may fire after ``t``, in wall
         order; a gap's wall times may fire out of instant order."""
+        if self._utc:
+            yield from self._fired_utc(t, end, budget)
+            return
         # Near year 9999 a wall time and its instant may lie on opposite sides of the end of
         # the calendar: what cannot be represented never occurs, so the walk ends there.
         try:
@@ -166,11 +180,46 @@ class WallClockSchedule:
             except OverflowError:
                 return
 
+    def _fired_utc(
+        self, t: datetime, end: datetime | None, budget: Budget
+    ) -> Iterator[tuple[datetime, bool]]:
+        """:meth:`_fired` in a zone whose wall clock is UTC's: every wall time exists once,
+        at the instant that reads the same, so the thresholds and instants are the UTC times
+        themselves (what :func:`wall_threshold` and :func:`to_instant` give for such a zone,
+        without their conversions)."""
+        try:
+            wall = t.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            return
+        try:
+            bound = None if end is None else end.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            bound = None
+        while True:
+            found = self._next_wall(wall, bound, budget)
+            if found is None:
+                return
+            wall = found
+            yield wall.replace(tzinfo=UTC), True
+
     def first(self, now: datetime, budget: Budget | None = None) -> datetime | None:
         return self.next_after(now, budget)
 
     def next_after(self, t: datetime, budget: Budget | None = None) -> datetime | None:
         require_aware(t, "t")
+        if self._utc:
+            # the first of _fired_utc, without the generators that order gap wall times
+            try:
+                wall = t.astimezone(UTC).replace(tzinfo=None)
+            except OverflowError:
+                return None
+            found = self._next_wall(wall, None, budget or Budget())
+            if found is None:
+                return None
+            instant = found.replace(tzinfo=UTC)
+            if self.last_instant is not None and instant > self.last_instant:
+                return None
+            return instant
         return next(self._instants_after(t, None, budget or Budget()), None)
 
     def between(
