@@ -28,7 +28,8 @@
 -- {'check_interval', minimum} when the agent's min_interval_seconds (its override, else
 -- ARGV[6]) is above 1 and differs from ARGV[7] (the caller checks the schedule against it and
 -- calls again), {'missing_secret', name} for the first secret name the agent does not have,
--- {ERR_EXISTS, id} if the task id exists already, {ERR_QUOTA, max_tasks} when the agent has
+-- {'created', id} again for the same call sent again,
+-- {ERR_EXISTS, id} if the task id exists already (another task's), {ERR_QUOTA, max_tasks} when the agent has
 -- reached its max_tasks (includes/chime_agent_tasks_full.lua).
 
 -- @include "includes/errors.lua"
@@ -69,13 +70,23 @@ for i = 9, 8 + n_secrets do
     return {'missing_secret', ARGV[i]}
   end
 end
+-- The same call sent again (a client retrying after its connection dropped before the reply)
+-- finds the task it made: the same id, agent and created_at. It is answered as the first call
+-- was, and writes nothing more.
 if idem_ttl ~= '' then
   local first = redis.call('GET', idem_key)
+  if first == task_id then
+    return {'created', task_id}
+  end
   if first then
     return {'existing', first}
   end
 end
 if redis.call('EXISTS', task_key) == 1 then
+  local made_by, made_at = unpack(redis.call('HMGET', task_key, 'created_by', 'created_at'))
+  if made_by == agent and made_at == named['created_at'] then
+    return {'created', task_id}
+  end
   return {ERR_EXISTS, task_id}
 end
 

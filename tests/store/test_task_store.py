@@ -136,6 +136,19 @@ def test_create_task_refuses_an_existing_id(r: redis.Redis, keys: Keys) -> None:
     assert refused(r, "create_task", *create_args(keys, twin, NOW + 2)) == [-4, task.id]
 
 
+@pytest.mark.parametrize("idem", [None, "k"])
+def test_create_task_sent_again_answers_as_the_first_call_and_writes_nothing(
+    r: redis.Redis, keys: Keys, idem: str | None
+) -> None:
+    # a client whose connection dropped before the reply sends the same call again
+    task = hourly()
+    args = create_args(keys, task, NOW + 1, idem=idem)
+    assert call(r, "create_task", *args) == ["created", task.id]
+    before = state(r)
+    assert call(r, "create_task", *args) == ["created", task.id]
+    assert_unchanged(before, state(r))
+
+
 def test_create_task_with_a_seen_idempotency_key_returns_the_first(
     r: redis.Redis, keys: Keys
 ) -> None:
