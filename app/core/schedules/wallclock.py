@@ -12,7 +12,7 @@ collapse into one run); rrule and once read it with the offset before the gap (R
 import enum
 import heapq
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
@@ -170,13 +170,27 @@ class WallClockSchedule:
             bound = None if end is None else wall_threshold(end, self.tz)
         except OverflowError:
             bound = None
+        yield from self._walk(wall, bound, budget, self._instant)
+
+    def _instant(self, wall: datetime) -> tuple[datetime, bool]:
+        return to_instant(wall, self.tz, self.gap_rule)
+
+    def _walk(
+        self,
+        wall: datetime,
+        bound: datetime | None,
+        budget: Budget,
+        instant: Callable[[datetime], tuple[datetime, bool]],
+    ) -> Iterator[tuple[datetime, bool]]:
+        """``instant`` of each wall time after ``wall`` (up to ``bound``), in wall order; the
+        walk ends where an instant cannot be represented."""
         while True:
             found = self._next_wall(wall, bound, budget)
             if found is None:
                 return
             wall = found
             try:
-                yield to_instant(wall, self.tz, self.gap_rule)
+                yield instant(wall)
             except OverflowError:
                 return
 
@@ -195,12 +209,7 @@ class WallClockSchedule:
             bound = None if end is None else end.astimezone(UTC).replace(tzinfo=None)
         except OverflowError:
             bound = None
-        while True:
-            found = self._next_wall(wall, bound, budget)
-            if found is None:
-                return
-            wall = found
-            yield wall.replace(tzinfo=UTC), True
+        yield from self._walk(wall, bound, budget, _utc_instant)
 
     def first(self, now: datetime, budget: Budget | None = None) -> datetime | None:
         return self.next_after(now, budget)
@@ -264,3 +273,8 @@ def _in_order(fired: Iterator[tuple[datetime, bool]], after: datetime) -> Iterat
         if early > last:
             yield early
             last = early
+
+
+def _utc_instant(wall: datetime) -> tuple[datetime, bool]:
+    """The instant of a wall time of UTC's clock: the same reading; it always exists."""
+    return wall.replace(tzinfo=UTC), True
